@@ -1,0 +1,246 @@
+"""``stockade`` command line: argument parsing and wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from stockade.core.crypto.certs import fingerprint_sha256, first_cert_der
+from stockade.core.errors import ConfigError, JIDError, StockadeError
+from stockade.core.jid import JID
+from stockade.core.sasl import SCRAM_HASHES, derive_credential, prepare_password
+from stockade.core.sasl.credentials import ScramCredential
+from stockade.server.config import Config, load_config
+from stockade.server.server import Server, c2s_policy, ensure_certificate, write_self_signed
+from stockade.storage import AccountExists, AccountNotFound, Storage, open_storage
+
+MIN_PASSWORD_CHARS = 8
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stockade", description="Stockade XMPP server")
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--config", type=Path, dest="sub_config", help=argparse.SUPPRESS)
+
+    user = sub.add_parser("user", help="manage accounts")
+    user.add_argument("action", choices=["add", "passwd", "delete", "list", "cert"])
+    user.add_argument("jid", nargs="?", help="user@domain (list: a domain, optional)")
+    user.add_argument("cert_file", nargs="?", type=Path,
+                      help="cert: PEM client certificate for SASL EXTERNAL")
+    user.add_argument("--config", type=Path, dest="sub_config", help=argparse.SUPPRESS)
+
+    cert = sub.add_parser("cert", help="certificates")
+    cert.add_argument("action", choices=["self-signed"])
+    cert.add_argument("domain")
+    cert.add_argument("--out", type=Path, default=None, help="directory (default: data_dir)")
+    cert.add_argument("--config", type=Path, dest="sub_config", help=argparse.SUPPRESS)
+
+    config = sub.add_parser("config", help="configuration")
+    config.add_argument("action", choices=["check"])
+    config.add_argument("--config", type=Path, dest="sub_config", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    path = getattr(args, "sub_config", None) or args.config
+    try:
+        config = load_config(path)
+        return _COMMANDS[args.command](args, config)
+    except ConfigError as exc:
+        print(f"stockade: config error: {exc}", file=sys.stderr)
+        return 2
+    except (StockadeError, ValueError) as exc:
+        print(f"stockade: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------------- serve
+def _serve(_args: argparse.Namespace, config: Config) -> int:
+    from stockade.server.logs import setup_logging
+
+    setup_logging(config["server"]["log_level"], config["server"]["log_format"])
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_run_server(Server(config)))
+    return 0
+
+
+async def _run_server(server: Server) -> None:
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print(f"stockade: serving {', '.join(server.hosts)} — STARTTLS on "
+          f"{server.ports['starttls']}, direct TLS on {server.ports['direct_tls']}",
+          file=sys.stderr, flush=True)
+    await stop.wait()
+    await server.stop()
+
+
+# ---------------------------------------------------------------------- user
+def _account(config: Config, text: str | None) -> str:
+    if not text:
+        raise ValueError("give the account as user@domain")
+    try:
+        jid = JID.parse(text)
+    except JIDError as exc:
+        raise ValueError(f"{text!r} is not a valid JID: {exc}") from None
+    if jid.local is None or jid.resource is not None:
+        raise ValueError(f"{text!r} must be a bare JID user@domain")
+    if jid.domain not in config.domains:
+        raise ValueError(f"{jid.domain} is not served here (server.domains)")
+    return jid.local
+
+
+def read_password() -> str:
+    """From a prompt (asked twice) on a terminal, else the first line of stdin.
+
+    SECURITY: never from argv, where other local users can read it.
+    """
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            raise ValueError("the passwords differ")
+        password = first
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        password = prepare_password(password)
+    except ValueError:
+        raise ValueError("the password contains characters that are not allowed") from None
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
+    return password
+
+
+def _credentials(config: Config, password: str) -> list[ScramCredential]:
+    iterations = config["auth"]["scram_iterations"]
+    return [derive_credential(password, name, iterations) for name in SCRAM_HASHES]
+
+
+def _user(args: argparse.Namespace, config: Config) -> int:
+    action = args.action
+    if action == "list":
+        return _with_storage(config, lambda s: _list(s, config, args.jid))
+    username = _account(config, args.jid)
+    if action == "add":
+        creds = _credentials(config, read_password())
+        return _with_storage(config, lambda s: _add(s, username, creds, args.jid))
+    if action == "passwd":
+        creds = _credentials(config, read_password())
+        return _with_storage(config, lambda s: _passwd(s, username, creds, args.jid))
+    if action == "delete":
+        return _with_storage(config, lambda s: _delete(s, username, args.jid))
+    if args.cert_file is None:
+        raise ValueError("user cert JID FILE: give the PEM certificate file")
+    try:
+        pem = args.cert_file.read_bytes()
+        der = first_cert_der(pem)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{args.cert_file}: not a readable PEM certificate ({exc})") from None
+    return _with_storage(config, lambda s: _cert(s, config, username, pem, der))
+
+
+async def _list(storage: Storage, config: Config, domain: str | None) -> None:
+    for username in await storage.list_accounts():
+        for d in config.domains:
+            if domain in (None, d):
+                print(f"{username}@{d}")
+
+
+async def _add(storage: Storage, username: str, creds: list[ScramCredential], jid: str) -> None:
+    try:
+        await storage.create_account(username, creds)
+    except AccountExists:
+        raise ValueError(f"{jid} already exists") from None
+    print(f"created {jid}", file=sys.stderr)
+
+
+async def _passwd(storage: Storage, username: str, creds: list[ScramCredential], jid: str) -> None:
+    try:
+        await storage.set_credentials(username, creds)
+    except AccountNotFound:
+        raise ValueError(f"{jid} does not exist") from None
+    print(f"password changed for {jid}", file=sys.stderr)
+
+
+async def _delete(storage: Storage, username: str, jid: str) -> None:
+    try:
+        await storage.delete_account(username)
+    except AccountNotFound:
+        raise ValueError(f"{jid} does not exist") from None
+    print(f"deleted {jid}", file=sys.stderr)
+
+
+async def _cert(storage: Storage, config: Config, username: str, pem: bytes,
+                der: bytes) -> None:
+    fingerprint = fingerprint_sha256(der)
+    await storage.add_cert_fingerprint(username, fingerprint)
+    target = config.data_dir / "client-certs" / f"{fingerprint}.pem"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(pem)
+    print(f"registered certificate sha256:{fingerprint} (restart the server to trust it)",
+          file=sys.stderr)
+
+
+def _with_storage(config: Config, action: Callable[[Storage], Awaitable[None]]) -> int:
+    async def run() -> None:
+        storage = open_storage(str(config.database))
+        await storage.open()
+        try:
+            await action(storage)
+        finally:
+            await storage.close()
+    asyncio.run(run())
+    return 0
+
+
+# ---------------------------------------------------------------------- cert, config
+def _cert_cmd(args: argparse.Namespace, config: Config) -> int:
+    try:
+        domain = JID.parse(args.domain).domain
+    except JIDError as exc:
+        raise ValueError(f"{args.domain!r} is not a valid domain: {exc}") from None
+    out = args.out or config.data_dir
+    cert, key = out / f"{domain}.crt", out / f"{domain}.key"
+    write_self_signed(domain, cert, key)
+    print(f"wrote {cert} and {key}")
+    return 0
+
+
+def _config_cmd(_args: argparse.Namespace, config: Config) -> int:
+    if config["tls"]["cert"]:
+        ensure_certificate(config)
+    c2s_policy(config, b"\x00" * 32)
+    where = config.path or "built-in defaults"
+    print(f"configuration OK ({where}); domains: {', '.join(config.domains)}")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "serve": _serve,
+    "user": _user,
+    "cert": _cert_cmd,
+    "config": _config_cmd,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

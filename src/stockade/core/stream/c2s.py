@@ -1,0 +1,599 @@
+"""Client-to-server stream, receiving side: RFC 6120 §4-§7 (streams, STARTTLS, SASL, bind).
+
+Sans-I/O: ``receive_data()`` returns events; ``data_to_send()`` returns bytes to write. Where the
+shell must look something up (credentials, a resource) the machine waits and buffers input
+until the matching ``provide_*`` call, so stanzas are always processed in order.
+
+Default deny: before authentication and binding nothing but the negotiation element expected
+in the current phase is processed (STYLE.md); anything else ends the stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from stockade.core.errors import (
+    JIDError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    SASLFailure,
+    SASLFailureCondition,
+    StanzaError,
+    StanzaErrorCondition,
+    StreamErrorCondition,
+)
+from stockade.core.jid import JID, prepare_localpart
+from stockade.core.sasl import (
+    ScramServer,
+    mock_credential,
+    parse_external,
+    parse_mechanism,
+    parse_plain,
+    ssdp_input,
+    verify_plain,
+)
+from stockade.core.sasl.credentials import ScramCredential
+from stockade.core.stanza import NS_CLIENT, Stanza, error_reply, parse_stanza
+from stockade.core.stream import events as ev
+from stockade.core.xml import (
+    NS_STREAMS,
+    XML_LANG,
+    Element,
+    ParserLimits,
+    StreamEnd,
+    StreamHeader,
+    XMLStreamParser,
+    escape_attr,
+    escape_text,
+    serialize,
+)
+
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+NS_SASL_CB = "urn:xmpp:sasl-cb:0"  # XEP-0440
+NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
+
+SE = StreamErrorCondition
+SF = SASLFailureCondition
+
+
+class Phase(enum.Enum):
+    """Where the stream is in RFC 6120 §4.3.7's negotiation flow."""
+
+    HEADER = "header"  # waiting for the (re)opened stream header
+    TLS = "tls"  # features sent, <starttls/> expected
+    TLS_HANDSHAKE = "tls-handshake"  # <proceed/> sent; input is discarded until TLS is up
+    SASL = "sasl"  # mechanisms offered, <auth/> expected
+    SASL_STEP = "sasl-step"  # a challenge is out, <response/> or <abort/> expected
+    WAITING = "waiting"  # the shell owes us a provide_*() call
+    BIND = "bind"  # authenticated; only resource binding is allowed
+    ESTABLISHED = "established"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class C2SPolicy:
+    """What this listener allows. Every default is the strict one."""
+
+    domains: frozenset[str]
+    mechanisms: tuple[str, ...] = (
+        "SCRAM-SHA-512-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS",
+        "SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "EXTERNAL",
+    )
+    max_auth_failures: int = 3  # RFC 6120 §6.4.5: at least 2 and no more than 5 retries
+    preauth_limits: ParserLimits = field(
+        default_factory=lambda: ParserLimits(max_stanza_bytes=16 * 1024, max_depth=8))
+    limits: ParserLimits = field(default_factory=ParserLimits)
+    mock_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    mock_iterations: int = 4096  # what unknown accounts announce: the same as real ones
+    offer_legacy_session: bool = True  # COMPAT: RFC 3921 session iq, optional per RFC 6121
+
+
+class C2SServerStream:
+    """One client connection's XMPP stream, as seen by the server."""
+
+    def __init__(self, policy: C2SPolicy, *, tls_active: bool = False,
+                 stream_id: Callable[[], str] = lambda: secrets.token_hex(12)) -> None:
+        self.policy = policy
+        self.phase = Phase.HEADER
+        self.is_tls = tls_active
+        self.channel_binding: tuple[str, bytes] | None = None
+        self.has_client_cert = False
+        self.username: str | None = None
+        self.domain: str | None = None
+        self.jid: JID | None = None
+        self.lang = "en"
+        self._new_id = stream_id
+        self._parser = XMLStreamParser(policy.preauth_limits)
+        self._out: list[str] = []
+        self._header_sent = False
+        self._backlog: deque[Element] = deque()
+        self._waiting_for: str | None = None
+        self._failures = 0
+        self._mechanism = ""
+        self._scram: ScramServer | None = None
+        self._plain: tuple[str, str] | None = None  # (authzid, password) awaiting credential
+        self._offered: tuple[str, ...] = ()
+        self._bind_id = ""
+        self._pending_user: str | None = None
+
+    # ------------------------------------------------------------------ I/O boundary
+    def receive_data(self, data: bytes) -> list[ev.Event]:
+        """Feed bytes from the peer; return what happened."""
+        if self.phase in (Phase.CLOSED, Phase.TLS_HANDSHAKE):
+            # SECURITY: plaintext that arrives after <starttls/> is never parsed (the
+            # STARTTLS command-injection class, CVE-2011-0411).
+            return []
+        out: list[ev.Event] = []
+        parser = self._parser
+        try:
+            for item in parser.feed(data):
+                self._dispatch(item, out)
+                if self._parser is not parser or self.phase is Phase.CLOSED:
+                    break  # a restart: what the old parser read is void (RFC 6120 §4.3.3)
+        except RemoteProtocolError as exc:
+            self._fail(exc.condition, exc.text, out)
+        return out
+
+    def data_to_send(self) -> bytes:
+        """Bytes queued for the peer."""
+        if not self._out:
+            return b""
+        data = "".join(self._out).encode("utf-8")
+        self._out.clear()
+        return data
+
+    # ------------------------------------------------------------------ shell callbacks
+    def tls_established(self, channel_binding: tuple[str, bytes] | None,
+                        has_client_cert: bool = False) -> None:
+        """TLS is up: start a fresh parser for the new stream (RFC 6120 §5.4.3.3)."""
+        if self.phase is not Phase.TLS_HANDSHAKE and not (self.is_tls and not self._header_sent):
+            raise LocalProtocolError("TLS established outside STARTTLS")
+        self.is_tls = True
+        self.channel_binding = channel_binding
+        self.has_client_cert = has_client_cert
+        self._restart()
+
+    def provide_credential(self, credential: ScramCredential | None, *,
+                           refuse: bool = False) -> list[ev.Event]:
+        """Answer :class:`CredentialsRequested`. ``refuse`` (throttled) makes the attempt fail
+        exactly as a wrong password would, so the peer learns nothing."""
+        self._expect("credential")
+        out: list[ev.Event] = []
+        try:
+            try:
+                if self._plain is not None:
+                    self._finish_plain(credential, refuse, out)
+                else:
+                    assert self._scram is not None
+                    challenge = self._scram.respond_first(None if refuse else credential)
+                    self.phase = Phase.SASL_STEP
+                    self._send_sasl("challenge", challenge)
+            except SASLFailure as exc:
+                self._sasl_failed(exc, out)
+        except RemoteProtocolError as exc:
+            self._fail(exc.condition, exc.text, out)
+            return out
+        return self._resume(out)
+
+    def provide_external(self, username: str | None) -> list[ev.Event]:
+        """Answer :class:`ExternalAuthRequested` with the account the certificate maps to."""
+        self._expect("external")
+        out: list[ev.Event] = []
+        try:
+            if username is None:
+                self._sasl_failed(SASLFailure(SF.NOT_AUTHORIZED), out)
+            else:
+                self._sasl_success(username, None, out)
+        except RemoteProtocolError as exc:
+            self._fail(exc.condition, exc.text, out)
+            return out
+        return self._resume(out)
+
+    def provide_bind(self, result: JID | StanzaError) -> list[ev.Event]:
+        """Answer :class:`BindRequested` with the bound full JID or the error to return."""
+        self._expect("bind")
+        out: list[ev.Event] = []
+        if isinstance(result, StanzaError):
+            iq = Element(NS_CLIENT, "iq", {"id": self._bind_id})
+            self._send(error_reply(iq, result))
+            self.phase = Phase.BIND
+        else:
+            self.jid = result
+            iq = Element(NS_CLIENT, "iq", {"type": "result", "id": self._bind_id})
+            iq.sub(NS_BIND, "bind").sub(NS_BIND, "jid", text=str(result))
+            self._send(iq)
+            self.phase = Phase.ESTABLISHED
+        return self._resume(out)
+
+    def send_element(self, el: Element) -> None:
+        """Queue a top-level element (a stanza) for the bound client."""
+        if self.phase is Phase.CLOSED:
+            return
+        self._send(el)
+
+    def send_raw(self, text: str) -> None:
+        """Queue already-serialized stanza XML (in the jabber:client namespace)."""
+        if self.phase is not Phase.CLOSED:
+            self._out.append(text)
+
+    def close(self, condition: StreamErrorCondition | None = None,
+              text: str | None = None) -> None:
+        """Close our side, with a stream error if ``condition`` is given."""
+        if self.phase is Phase.CLOSED:
+            return
+        self._write_error_and_close(condition, text)
+
+    # ------------------------------------------------------------------ dispatch
+    def _dispatch(self, item: StreamHeader | Element | StreamEnd, out: list[ev.Event]) -> None:
+        if isinstance(item, StreamHeader):
+            self._on_header(item, out)
+        elif isinstance(item, StreamEnd):
+            self._write_error_and_close(None, None)
+            out.append(ev.StreamClosed())
+        elif self.phase is Phase.WAITING:
+            self._backlog.append(item)
+        else:
+            self._on_element(item, out)
+
+    def _on_element(self, el: Element, out: list[ev.Event]) -> None:
+        handler = _HANDLERS.get((self.phase, el.ns, el.name))
+        if handler is not None:
+            handler(self, el, out)
+        elif self.phase is Phase.ESTABLISHED:
+            self._on_stanza(el, out)
+        elif el.ns == NS_CLIENT and el.name in ("message", "presence", "iq"):
+            # RFC 6120 §4.9.3.12: stanzas before authentication (and binding, §7.1).
+            raise RemoteProtocolError(SE.NOT_AUTHORIZED, "authenticate first")
+        elif el.ns == NS_SASL and el.name == "auth" and self.phase is Phase.TLS:
+            # SECURITY: no SASL before TLS, not even an attempt (RFC 6120 §5.3.1, §13.8).
+            self._send(_sasl_failure(SF.ENCRYPTION_REQUIRED))
+            raise RemoteProtocolError(SE.POLICY_VIOLATION, "TLS is required")
+        else:
+            raise RemoteProtocolError(SE.UNSUPPORTED_STANZA_TYPE, "not allowed here")
+
+    def _on_header(self, header: StreamHeader, out: list[ev.Event]) -> None:
+        if self.phase is not Phase.HEADER:
+            raise RemoteProtocolError(SE.NOT_WELL_FORMED, "unexpected stream header")
+        self._send_header(header)
+        if header.default_ns != NS_CLIENT:
+            raise RemoteProtocolError(SE.INVALID_NAMESPACE, "content namespace must be "
+                                      "jabber:client")
+        if header.stream_prefix != "stream":
+            # RFC 6120 §4.8.5: the streams namespace is bound to the prefix "stream".
+            raise RemoteProtocolError(SE.BAD_NAMESPACE_PREFIX, "use the prefix 'stream'")
+        if header.attrs.get("version", "0.9").split(".")[0] != "1":
+            raise RemoteProtocolError(SE.UNSUPPORTED_VERSION, "version 1.0 required")
+        to = header.attrs.get("to", "")
+        if self.domain is None:
+            self._check_domain(to)
+        elif to and to.lower() != self.domain:
+            raise RemoteProtocolError(SE.HOST_UNKNOWN, "domain changed on restart")
+        assert self.domain is not None
+        out.append(ev.StreamOpened(self.domain))
+        self._send_features()
+
+    def _check_domain(self, to: str) -> None:
+        try:
+            domain = JID.parse(to).domain if to else ""
+        except JIDError:
+            domain = ""
+        if domain not in self.policy.domains:
+            raise RemoteProtocolError(SE.HOST_UNKNOWN, "this server does not serve that domain")
+        self.domain = domain
+
+    # ------------------------------------------------------------------ output helpers
+    def _send(self, el: Element) -> None:
+        self._out.append(serialize(el, NS_CLIENT))
+
+    def _send_header(self, header: StreamHeader | None) -> None:
+        if header is not None:
+            lang = header.attrs.get(XML_LANG, "en")
+            self.lang = lang if len(lang) < 36 else "en"
+        to = header.attrs.get("to", "") if header else ""
+        attrs = f" from='{escape_attr(to)}'" if to and len(to) < 1024 else ""
+        self._out.append(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+            f"xmlns:stream='{NS_STREAMS}' id='{self._new_id()}'{attrs} version='1.0' "
+            f"xml:lang='{escape_attr(self.lang)}'>"
+        )
+        self._header_sent = True
+
+    def _send_features(self) -> None:
+        features = Element(NS_STREAMS, "features")
+        if not self.is_tls:
+            features.sub(NS_TLS, "starttls").sub(NS_TLS, "required")
+            self.phase = Phase.TLS
+        elif self.username is None:
+            self._offer_sasl(features)
+            self.phase = Phase.SASL
+        else:
+            features.sub(NS_BIND, "bind")
+            if self.policy.offer_legacy_session:
+                features.sub(NS_SESSION, "session").sub(NS_SESSION, "optional")
+            self.phase = Phase.BIND
+        self._out.append("<stream:features>"
+                         + "".join(serialize(c, NS_STREAMS) for c in features.elements())
+                         + "</stream:features>")
+
+    def _offer_sasl(self, features: Element) -> None:
+        offered = []
+        for mech in self.policy.mechanisms:
+            if mech.endswith("-PLUS") and self.channel_binding is None:
+                continue
+            if mech == "EXTERNAL" and not self.has_client_cert:
+                continue
+            offered.append(mech)
+        self._offered = tuple(offered)
+        mechs = features.sub(NS_SASL, "mechanisms")
+        for mech in offered:
+            mechs.sub(NS_SASL, "mechanism", text=mech)
+        if self.channel_binding is not None:
+            cb = features.sub(NS_SASL_CB, "sasl-channel-binding")
+            cb.sub(NS_SASL_CB, "channel-binding", {"type": self.channel_binding[0]})
+
+    def _write_error_and_close(self, condition: StreamErrorCondition | None,
+                               text: str | None) -> None:
+        if not self._header_sent:
+            self._send_header(None)
+        if condition is not None:
+            err = f"<stream:error><{condition.value} xmlns='{NS_STREAM_ERRORS}'/>"
+            if text:
+                err += (f"<text xmlns='{NS_STREAM_ERRORS}' xml:lang='en'>"
+                        f"{escape_text(text)}</text>")
+            self._out.append(err + "</stream:error>")
+        self._out.append("</stream:stream>")
+        self.phase = Phase.CLOSED
+
+    def _fail(self, condition: StreamErrorCondition, text: str | None,
+              out: list[ev.Event]) -> None:
+        self._write_error_and_close(condition, text)
+        out.append(ev.StreamFailed(condition, text))
+
+    def _restart(self) -> None:
+        """RFC 6120 §4.3.3: a stream restart discards the old parser and its state."""
+        self._parser = XMLStreamParser(
+            self.policy.limits if self.username else self.policy.preauth_limits)
+        self.phase = Phase.HEADER
+        self._backlog.clear()
+
+    def _expect(self, what: str) -> None:
+        if self.phase is not Phase.WAITING or self._waiting_for != what:
+            raise LocalProtocolError(f"not waiting for {what}")
+        self._waiting_for = None
+
+    def _wait(self, what: str) -> None:
+        self.phase = Phase.WAITING
+        self._waiting_for = what
+
+    def _resume(self, out: list[ev.Event]) -> list[ev.Event]:
+        try:
+            while self._backlog and self.phase not in (Phase.WAITING, Phase.CLOSED):
+                el = self._backlog.popleft()
+                self._on_element(el, out)
+                if self.phase is Phase.HEADER:
+                    # A restart happened: elements parsed on the old stream are void.
+                    self._backlog.clear()
+        except RemoteProtocolError as exc:
+            self._fail(exc.condition, exc.text, out)
+        return out
+
+    # ------------------------------------------------------------------ STARTTLS §5
+    def _on_starttls(self, _el: Element, out: list[ev.Event]) -> None:
+        self._out.append(f"<proceed xmlns='{NS_TLS}'/>")
+        self.phase = Phase.TLS_HANDSHAKE
+        self._backlog.clear()
+        out.append(ev.StartTLSRequested())
+
+    # ------------------------------------------------------------------ SASL §6
+    def _on_auth(self, el: Element, out: list[ev.Event]) -> None:
+        mech = el.get("mechanism", "") or ""
+        self._mechanism = mech
+        try:
+            if mech not in self._offered:
+                raise SASLFailure(SF.INVALID_MECHANISM)
+            payload = _b64decode(el.text)
+            if mech == "PLAIN":
+                self._start_plain(payload, out)
+            elif mech == "EXTERNAL":
+                self._wait("external")
+                out.append(ev.ExternalAuthRequested(parse_external(payload)))
+            elif payload:
+                self._start_scram(mech, payload, out)
+            else:
+                self._send_sasl("challenge", b"")  # no initial response: ask for it
+                self._scram = None
+                self.phase = Phase.SASL_STEP
+        except SASLFailure as exc:
+            self._sasl_failed(exc, out)
+
+    def _start_scram(self, mech: str, client_first: bytes, out: list[ev.Event]) -> None:
+        hash_name, plus = parse_mechanism(mech)
+        scram = ScramServer(
+            hash_name, plus=plus, channel_binding=self.channel_binding,
+            server_offers_plus=any(m.endswith("-PLUS") for m in self._offered),
+            # XEP-0474: the hash covers every advertised mechanism and XEP-0440 type.
+            ssdp=ssdp_input(self._offered,
+                            [self.channel_binding[0]] if self.channel_binding else []),
+            mock_secret=self.policy.mock_secret,
+            mock_iterations=self.policy.mock_iterations,
+        )
+        username = self._account_name(scram.start(client_first))
+        self._check_authzid(scram.authzid, username)
+        self._scram, self._plain = scram, None
+        self._wait("credential")
+        out.append(ev.CredentialsRequested(username, hash_name))
+
+    def _start_plain(self, payload: bytes, out: list[ev.Event]) -> None:
+        authzid, authcid, password = parse_plain(payload)
+        username = self._account_name(authcid)
+        self._check_authzid(authzid or None, username)
+        self._plain, self._scram = (username, password), None
+        self._wait("credential")
+        out.append(ev.CredentialsRequested(username, "SHA-256"))
+
+    def _finish_plain(self, credential: ScramCredential | None, refuse: bool,
+                      out: list[ev.Event]) -> None:
+        assert self._plain is not None
+        username, password = self._plain
+        self._plain = None
+        if credential is None or refuse:
+            # SECURITY: do the same PBKDF2 work as for a real account, so timing does not
+            # tell which accounts exist.
+            verify_plain(password, mock_credential(self.policy.mock_secret, "SHA-256",
+                                                   username, self.policy.mock_iterations))
+            raise SASLFailure(SF.NOT_AUTHORIZED)
+        verify_plain(password, credential)
+        self._sasl_success(username, None, out)
+
+    def _on_response(self, el: Element, out: list[ev.Event]) -> None:
+        try:
+            payload = _b64decode(el.text)
+            if self._scram is None:  # the initial response, after an empty challenge
+                self._start_scram(self._mechanism, payload, out)
+                return
+            server_final = self._scram.finish(payload)
+            assert self._pending_user is not None
+            self._sasl_success(self._pending_user, server_final, out)
+        except SASLFailure as exc:
+            self._sasl_failed(exc, out)
+
+    def _account_name(self, authcid: str) -> str:
+        # The authcid is the localpart (RFC 6120 §6.3.8); a malformed one is treated like an
+        # unknown account so the answer does not differ.
+        try:
+            name = prepare_localpart(authcid)
+        except JIDError:
+            name = "\x00invalid"
+        self._pending_user = name
+        return name
+
+    def _check_authzid(self, authzid: str | None, username: str) -> None:
+        if not authzid:
+            return
+        try:
+            jid = JID.parse(authzid)
+        except JIDError:
+            raise SASLFailure(SF.INVALID_AUTHZID) from None
+        if jid.resource is not None or jid.local != username or jid.domain != self.domain:
+            raise SASLFailure(SF.INVALID_AUTHZID)
+
+    def _on_abort(self, _el: Element, out: list[ev.Event]) -> None:
+        self._scram = None
+        self._send(_sasl_failure(SF.ABORTED))
+        self.phase = Phase.SASL
+        out.append(ev.AuthFailed(self._pending_user, self._mechanism))
+
+    def _sasl_success(self, username: str, additional: bytes | None,
+                      out: list[ev.Event]) -> None:
+        if username.startswith("\x00"):
+            raise LocalProtocolError("invalid account name accepted")
+        self._out.append(f"<success xmlns='{NS_SASL}'>"
+                         f"{base64.b64encode(additional).decode() if additional else ''}"
+                         "</success>")
+        self.username = username
+        self._scram = None
+        out.append(ev.AuthSucceeded(username, self._mechanism))
+        self._restart()
+
+    def _sasl_failed(self, exc: SASLFailure, out: list[ev.Event]) -> None:
+        self._scram = None
+        self._plain = None
+        # Every credential failure looks the same: not-authorized (RFC 6120 §6.5.10).
+        self._send(_sasl_failure(exc.condition))
+        self.phase = Phase.SASL
+        out.append(ev.AuthFailed(self._pending_user, self._mechanism))
+        if exc.condition in (SF.NOT_AUTHORIZED, SF.INVALID_AUTHZID, SF.MALFORMED_REQUEST,
+                             SF.INCORRECT_ENCODING):
+            self._failures += 1
+        if self._failures >= self.policy.max_auth_failures:
+            raise RemoteProtocolError(SE.POLICY_VIOLATION, "too many failed attempts")
+
+    def _send_sasl(self, name: str, data: bytes) -> None:
+        self._out.append(f"<{name} xmlns='{NS_SASL}'>{base64.b64encode(data).decode()}"
+                         f"</{name}>")
+
+    # ------------------------------------------------------------------ bind §7
+    def _on_bind_iq(self, el: Element, out: list[ev.Event]) -> None:
+        bind = el.find(NS_BIND, "bind")
+        session = el.find(NS_SESSION, "session")
+        if el.get("type") != "set" or "id" not in el.attrs or (bind is None and session is None):
+            raise RemoteProtocolError(SE.NOT_AUTHORIZED, "bind a resource first")
+        self._bind_id = el.attrs["id"]
+        if session is not None:  # RFC 3921 §3: only meaningful after bind
+            if self.jid is None:
+                raise RemoteProtocolError(SE.NOT_AUTHORIZED, "bind a resource first")
+            self._send(Element(NS_CLIENT, "iq", {"type": "result", "id": self._bind_id}))
+            return
+        assert bind is not None
+        res = bind.find(NS_BIND, "resource")
+        wish = res.text.strip() if res is not None else ""
+        self._wait("bind")
+        out.append(ev.BindRequested(wish or None))
+
+    def _on_established_iq(self, el: Element, out: list[ev.Event]) -> None:
+        if el.find(NS_SESSION, "session") is not None and el.get("type") == "set":
+            self._send(Element(NS_CLIENT, "iq", {"type": "result", "id": el.get("id", "")}))
+            return
+        if el.find(NS_BIND, "bind") is not None:
+            # RFC 6120 §7.7.2.1: one resource per stream.
+            self._send(error_reply(el, StanzaError(StanzaErrorCondition.NOT_ALLOWED)))
+            return
+        self._on_stanza(el, out)
+
+    # ------------------------------------------------------------------ stanzas
+    def _on_stanza(self, el: Element, out: list[ev.Event]) -> None:
+        try:
+            stanza = parse_stanza(el)
+        except StanzaError as err:
+            if el.get("type") != "error":
+                self._send(error_reply(el, err))
+            return
+        out.append(ev.StanzaReceived(self._stamp_from(stanza)))
+
+    def _stamp_from(self, stanza: Stanza) -> Stanza:
+        """RFC 6120 §8.1.2.1: the server stamps the full JID; anything else is a spoof."""
+        jid = self.jid
+        assert jid is not None
+        sender = stanza.from_
+        if sender is None or sender == jid or sender == jid.bare:
+            return stanza if sender == jid else stanza.with_addresses(stanza.to, jid)
+        raise RemoteProtocolError(SE.INVALID_FROM, "from does not match your JID")
+
+
+def _b64decode(text: str) -> bytes:
+    text = text.strip()
+    if text == "=":
+        return b""  # RFC 6120 §6.4.2: "=" is an empty initial response
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SASLFailure(SF.INCORRECT_ENCODING) from None
+
+
+def _sasl_failure(condition: SASLFailureCondition) -> Element:
+    failure = Element(NS_SASL, "failure")
+    failure.sub(NS_SASL, condition.value)
+    return failure
+
+
+_Handler = Callable[[C2SServerStream, Element, list[ev.Event]], None]
+
+#: Default deny: the only (phase, namespace, element) triples processed before a stanza flow.
+_HANDLERS: dict[tuple[Phase, str, str], _Handler] = {
+    (Phase.TLS, NS_TLS, "starttls"): C2SServerStream._on_starttls,
+    (Phase.SASL, NS_SASL, "auth"): C2SServerStream._on_auth,
+    (Phase.SASL_STEP, NS_SASL, "response"): C2SServerStream._on_response,
+    (Phase.SASL_STEP, NS_SASL, "abort"): C2SServerStream._on_abort,
+    (Phase.SASL, NS_SASL, "abort"): C2SServerStream._on_abort,
+    (Phase.BIND, NS_CLIENT, "iq"): C2SServerStream._on_bind_iq,
+    (Phase.ESTABLISHED, NS_CLIENT, "iq"): C2SServerStream._on_established_iq,
+}

@@ -1,0 +1,86 @@
+"""Events a stream state machine hands to its I/O shell: what happened, never what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stockade.core.errors import StreamErrorCondition
+from stockade.core.stanza import Stanza
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """The peer opened (or restarted) the stream, addressed to ``to``."""
+
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLSRequested:
+    """``<proceed/>`` is queued: flush it, then start the TLS handshake.
+
+    Any bytes received after ``<starttls/>`` have already been discarded.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsRequested:
+    """The SASL mechanism needs the stored credential of ``username`` for ``hash_name``."""
+
+    username: str
+    hash_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalAuthRequested:
+    """SASL EXTERNAL: decide which account the TLS client certificate logs into."""
+
+    authzid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSucceeded:
+    """SASL success was sent for ``username``."""
+
+    username: str
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """A SASL attempt failed (``username`` is None when it was never learnt)."""
+
+    username: str | None
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class BindRequested:
+    """Resource binding (RFC 6120 §7): ``resource`` is the client's wish, or None."""
+
+    resource: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StanzaReceived:
+    """A stanza from a bound client, its ``from`` already stamped or validated."""
+
+    stanza: Stanza
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """The peer closed its stream; our closing tag is queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFailed:
+    """A stream error is queued (followed by the closing tag): flush and close."""
+
+    condition: StreamErrorCondition
+    text: str | None
+
+
+Event = (StreamOpened | StartTLSRequested | CredentialsRequested | ExternalAuthRequested
+         | AuthSucceeded | AuthFailed | BindRequested | StanzaReceived | StreamClosed
+         | StreamFailed)

@@ -1,0 +1,259 @@
+"""The asyncio shell around a client stream: socket, STARTTLS, timeouts, ordering.
+
+Everything protocol-shaped is in ``core.stream.c2s``; this file moves bytes and awaits the
+lookups the core asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from stockade.core.errors import StanzaError, StreamErrorCondition
+from stockade.core.stream import events as ev
+from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
+from stockade.core.xml import Element
+
+if TYPE_CHECKING:
+    from stockade.server.server import Server
+    from stockade.server.session import Session
+
+log = logging.getLogger("stockade.c2s")
+SE = StreamErrorCondition
+_MAX_QUEUED = 500  # stanzas waiting behind an awaited one before we stop reading
+
+
+class C2SConnection(asyncio.Protocol):
+    """One client TCP connection (STARTTLS or direct TLS)."""
+
+    def __init__(self, server: Server, policy: C2SPolicy, ssl_context: ssl.SSLContext,
+                 *, direct_tls: bool) -> None:
+        self.server = server
+        self.ssl_context = ssl_context
+        self.stream = C2SServerStream(policy, tls_active=direct_tls)
+        self.direct_tls = direct_tls
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.session: Session | None = None
+        self._queue: deque[ev.Event] = deque()
+        self._busy = False
+        self._closing = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self.peer_cert: bytes | None = None
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the authentication timer; for direct TLS, hand over the channel binding."""
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else "?"
+        self.server.connections.add(self)
+        timeout = self.server.config["c2s"]["auth_timeout_s"]
+        self._timer = asyncio.get_running_loop().call_later(timeout, self._auth_timeout)
+        if self.direct_tls:
+            self._tls_up(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the core and act on what it reports."""
+        self._handle(self.stream.receive_data(data))
+
+    def eof_received(self) -> bool | None:
+        """The peer half-closed: we close too."""
+        self._close_transport()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Unbind the session; cancel timers and pending work."""
+        self._closing = True
+        self.server.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        session, self.session = self.session, None
+        if session is not None:
+            self._spawn(self.server.host_for(session.jid.domain).unbind(session))
+        log.debug("connection closed", extra={"peer": self.peer})
+
+    # ------------------------------------------------------------------ Connection (session side)
+    def deliver(self, el: Element) -> None:
+        """Send a stanza to this client."""
+        self.stream.send_element(el)
+        self._flush()
+
+    def deliver_raw(self, text: str) -> None:
+        """Send already-serialized stanza XML to this client."""
+        self.stream.send_raw(text)
+        self._flush()
+
+    def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
+        """Close the stream with an error (e.g. ``conflict`` when replaced)."""
+        if self.session is not None:
+            session, self.session = self.session, None
+            self._spawn(self.server.host_for(session.jid.domain).unbind(session))
+        self.stream.close(condition, text)
+        self._flush()
+        self._close_transport()
+
+    # ------------------------------------------------------------------ event handling
+    def _handle(self, events: list[ev.Event]) -> None:
+        """Process events in order; an awaited one holds the rest back (RFC 6120 §10.1)."""
+        self._queue.extend(events)
+        if not self._busy:
+            self._drain()
+        self._flush()
+
+    def _drain(self) -> None:
+        while self._queue and not self._closing:
+            work = self._dispatch(self._queue.popleft())
+            if work is not None:
+                self._busy = True
+                if len(self._queue) > _MAX_QUEUED and self.transport is not None:
+                    self.transport.pause_reading()
+                self._spawn(self._await_then_drain(work))
+                return
+
+    async def _await_then_drain(self, work: Awaitable[Any]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("stanza processing failed", extra={"peer": self.peer})
+        self._busy = False
+        if self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+        self._drain()
+        self._flush()
+
+    def _dispatch(self, event: ev.Event) -> Awaitable[Any] | None:
+        handler = _EVENT_HANDLERS.get(type(event))
+        return handler(self, event) if handler is not None else None
+
+    def _on_stanza(self, event: ev.StanzaReceived) -> Awaitable[None] | None:
+        if self.session is None:
+            return None
+        return self.server.host_for(self.session.jid.domain).router.route(
+            event.stanza, self.session)
+
+    def _on_starttls(self, _event: ev.StartTLSRequested) -> None:
+        assert self.transport is not None
+        self._flush()
+        # SECURITY: stop reading now, so no plaintext byte reaches the core or the TLS layer
+        # from before the handshake (STARTTLS injection, CVE-2011-0411).
+        self.transport.pause_reading()
+        self._spawn(self._start_tls())
+
+    async def _start_tls(self) -> None:
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.start_tls(self.transport, self, self.ssl_context,
+                                       server_side=True, ssl_handshake_timeout=15)
+        except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            log.info("TLS handshake failed", extra={"peer": self.peer,
+                                                     "reason": type(exc).__name__})
+            self._close_transport()
+            return
+        if tls is None:
+            return
+        self.transport = tls
+        self._tls_up(tls)
+
+    def _tls_up(self, transport: asyncio.Transport) -> None:
+        ssl_obj = transport.get_extra_info("ssl_object")
+        peer_der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+        self.peer_cert = peer_der
+        self.stream.tls_established(self.server.channel_binding, has_client_cert=bool(peer_der))
+
+    def _on_credentials(self, event: ev.CredentialsRequested) -> Awaitable[None]:
+        return self._lookup_credential(event)
+
+    async def _lookup_credential(self, event: ev.CredentialsRequested) -> None:
+        throttled = self.server.is_login_throttled(self.peer, event.username, time.monotonic())
+        credential = None
+        if not event.username.startswith("\x00"):
+            credential = await self.server.storage.get_credential(event.username,
+                                                                  event.hash_name)
+        self._handle_now(self.stream.provide_credential(credential, refuse=throttled))
+
+    def _on_external(self, event: ev.ExternalAuthRequested) -> Awaitable[None]:
+        return self._lookup_external(event)
+
+    async def _lookup_external(self, event: ev.ExternalAuthRequested) -> None:
+        username = await self.server.account_for_certificate(
+            self.peer_cert, self.stream.domain or "", event.authzid)
+        self._handle_now(self.stream.provide_external(username))
+
+    def _on_auth_ok(self, event: ev.AuthSucceeded) -> None:
+        log.info("authenticated", extra={"peer": self.peer, "user": event.username,
+                                         "mechanism": event.mechanism})
+
+    def _on_auth_failed(self, event: ev.AuthFailed) -> None:
+        self.server.record_login_failure(self.peer, event.username, time.monotonic())
+        log.info("authentication failed", extra={"peer": self.peer,
+                                                 "mechanism": event.mechanism})
+
+    def _on_bind(self, event: ev.BindRequested) -> None:
+        assert self.stream.username is not None and self.stream.domain is not None
+        host = self.server.host_for(self.stream.domain)
+        result = host.bind(self.stream.username, event.resource, self)
+        if isinstance(result, StanzaError):
+            self._handle_now(self.stream.provide_bind(result))
+            return
+        self.session = result
+        if self._timer is not None:
+            self._timer.cancel()
+        log.info("bound", extra={"peer": self.peer, "jid": str(result.jid)})
+        self._handle_now(self.stream.provide_bind(result.jid))
+
+    def _on_closed(self, _event: ev.StreamClosed | ev.StreamFailed) -> None:
+        if isinstance(_event, ev.StreamFailed):
+            log.info("stream error", extra={"peer": self.peer,
+                                            "condition": _event.condition.value,
+                                            "reason": _event.text})
+        self._flush()
+        self._close_transport()
+
+    def _handle_now(self, events: list[ev.Event]) -> None:
+        # Follow-up events from a provide_*() call jump the queue: they come from the
+        # element being processed, before anything queued behind it.
+        self._queue.extendleft(reversed(events))
+
+    # ------------------------------------------------------------------ plumbing
+    def _flush(self) -> None:
+        data = self.stream.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _close_transport(self) -> None:
+        self._closing = True
+        if self.transport is not None and not self.transport.is_closing():
+            self._flush()
+            self.transport.close()
+
+    def _auth_timeout(self) -> None:
+        if self.stream.phase is not Phase.ESTABLISHED:
+            self.stream.close(SE.CONNECTION_TIMEOUT, "authenticate sooner")
+            self._close_transport()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+_EVENT_HANDLERS: dict[type, Callable[[C2SConnection, Any], Awaitable[Any] | None]] = {
+    ev.StanzaReceived: C2SConnection._on_stanza,
+    ev.StartTLSRequested: C2SConnection._on_starttls,
+    ev.CredentialsRequested: C2SConnection._on_credentials,
+    ev.ExternalAuthRequested: C2SConnection._on_external,
+    ev.AuthSucceeded: C2SConnection._on_auth_ok,
+    ev.AuthFailed: C2SConnection._on_auth_failed,
+    ev.BindRequested: C2SConnection._on_bind,
+    ev.StreamClosed: C2SConnection._on_closed,
+    ev.StreamFailed: C2SConnection._on_closed,
+}

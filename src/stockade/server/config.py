@@ -1,0 +1,204 @@
+"""Server configuration: a TOML file checked against a typed schema with strict defaults.
+
+Every option is declared once in :data:`SCHEMA` (type, default, bounds, one-line doc); the
+README's reference table is generated from it, and an unknown key or a bad value is refused
+at start with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stockade.core.errors import ConfigError, JIDError
+from stockade.core.jid import prepare_domainpart
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One configuration key."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None  # returns an error message or None
+
+
+def _range(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if lo <= value <= hi else f"must be between {lo} and {hi}"
+    return check
+
+
+def _choice(*allowed: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}"
+    return check
+
+
+def _addresses(value: Any) -> str | None:
+    for item in value:
+        if not isinstance(item, str):
+            return "must be a list of \"host:port\" strings"
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            return f"{item!r} is not \"host:port\""
+    return None
+
+
+def _domains(value: Any) -> str | None:
+    if not value:
+        return "must name at least one domain"
+    for item in value:
+        if not isinstance(item, str):
+            return "must be a list of domain names"
+        try:
+            prepare_domainpart(item)
+        except JIDError as exc:
+            return f"{item!r} is not a valid domain ({exc})"
+    return None
+
+
+SCHEMA: dict[str, dict[str, Option]] = {
+    "server": {
+        "domains": Option(list, ["localhost"], "Domains this server hosts.", _domains),
+        "data_dir": Option(str, "var", "Directory for the database, generated certificates "
+                           "and uploads (relative paths are relative to the working directory)."),
+        "log_level": Option(str, "info", "Log level: debug, info, warning or error.",
+                            _choice("debug", "info", "warning", "error")),
+        "log_format": Option(str, "text", "Log format: text or json (one object per line).",
+                             _choice("text", "json")),
+    },
+    "c2s": {
+        "starttls_listen": Option(list, ["127.0.0.1:5222"], "Addresses for client connections "
+                                  "that start in plaintext and must upgrade with STARTTLS.",
+                                  _addresses),
+        "direct_tls_listen": Option(list, ["127.0.0.1:5223"], "Addresses for client "
+                                    "connections that start with TLS (XEP-0368).", _addresses),
+        "max_stanza_bytes": Option(int, 256 * 1024, "Largest stanza accepted after "
+                                   "authentication (bytes).", _range(10_000, 16 * 1024 * 1024)),
+        "max_preauth_stanza_bytes": Option(int, 16 * 1024, "Largest element accepted before "
+                                           "authentication (bytes).", _range(4096, 262_144)),
+        "max_depth": Option(int, 32, "Deepest element nesting accepted in a stanza.",
+                            _range(4, 256)),
+        "max_auth_failures": Option(int, 3, "Failed SASL attempts allowed on one stream before "
+                                    "it is closed (RFC 6120 §6.4.5: 2 to 5).", _range(2, 5)),
+        "auth_timeout_s": Option(int, 30, "Seconds a connection may take to authenticate and "
+                                 "bind.", _range(5, 600)),
+        "allow_plain": Option(bool, True, "Offer SASL PLAIN (only ever over TLS)."),
+        "resource_conflict": Option(str, "kick_old", "When a client binds a resource already "
+                                    "in use: kick_old, refuse or random (RFC 6120 §7.7.2.2).",
+                                    _choice("kick_old", "refuse", "random")),
+    },
+    "tls": {
+        "cert": Option(str, "", "PEM certificate chain. Empty: a self-signed certificate for "
+                       "the first domain is generated under data_dir."),
+        "key": Option(str, "", "PEM private key for cert."),
+        "min_version": Option(str, "1.2", "Lowest TLS version accepted: 1.2 or 1.3.",
+                              _choice("1.2", "1.3")),
+        "client_ca": Option(str, "", "PEM CA bundle whose client certificates may log in with "
+                            "SASL EXTERNAL (XEP-0178). Empty: EXTERNAL only for certificates "
+                            "registered to an account."),
+    },
+    "auth": {
+        "scram_iterations": Option(int, 4096, "PBKDF2 iterations for newly stored SCRAM keys.",
+                                   _range(4096, 10_000_000)),
+        "max_failures_per_ip": Option(int, 10, "Failed logins per client IP per minute before "
+                                      "further attempts from it are refused.", _range(1, 10_000)),
+        "max_failures_per_account": Option(int, 5, "Failed logins per account per minute "
+                                           "before further attempts on it are refused.",
+                                           _range(1, 10_000)),
+    },
+    "storage": {
+        "database": Option(str, "", "SQLite database path. Empty: data_dir/stockade.db."),
+        "max_offline_messages": Option(int, 1000, "Offline messages kept per account; "
+                                       "beyond it senders get resource-constraint.",
+                                       _range(0, 1_000_000)),
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A checked configuration: ``config["c2s"]["max_depth"]``."""
+
+    values: dict[str, dict[str, Any]]
+    path: Path | None = None
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.values[section]
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory, resolved against the working directory."""
+        return Path(self.values["server"]["data_dir"]).expanduser()
+
+    @property
+    def database(self) -> Path:
+        """The SQLite database path."""
+        configured = self.values["storage"]["database"]
+        return Path(configured).expanduser() if configured else self.data_dir / "stockade.db"
+
+    @property
+    def domains(self) -> list[str]:
+        """The hosted domains, prepared."""
+        return [prepare_domainpart(d) for d in self.values["server"]["domains"]]
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and check a TOML file (``None``: all defaults).
+
+    Raises:
+        ConfigError: unreadable file, unknown key or invalid value (the message names it).
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return Config(check_config(raw), path)
+
+
+def check_config(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Merge ``raw`` over the defaults, refusing anything the schema does not allow."""
+    for section in raw:
+        if section not in SCHEMA:
+            raise ConfigError(f"unknown section [{section}]")
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"[{section}] must be a table")
+    values: dict[str, dict[str, Any]] = {}
+    for section, options in SCHEMA.items():
+        given = raw.get(section, {})
+        for key in given:
+            if key not in options:
+                raise ConfigError(f"{section}.{key}: unknown option")
+        values[section] = {key: _check_value(f"{section}.{key}", opt, given.get(key, opt.default))
+                           for key, opt in options.items()}
+    return values
+
+
+def _check_value(name: str, opt: Option, value: Any) -> Any:
+    wanted = opt.type
+    # bool is an int subclass in Python; TOML keeps them apart and so do we.
+    if (wanted is int and isinstance(value, bool)) or not isinstance(value, wanted):
+        type_name = wanted.__name__ if isinstance(wanted, type) else str(wanted)
+        raise ConfigError(f"{name}: expected {type_name}, got {type(value).__name__}")
+    if opt.check is not None and (problem := opt.check(value)) is not None:
+        raise ConfigError(f"{name}: {problem}")
+    return value
+
+
+def reference_markdown() -> str:
+    """The configuration reference table (used by the README and checked by a test)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for section, options in SCHEMA.items():
+        for key, opt in options.items():
+            default = repr(opt.default).replace("'", '"')
+            lines.append(f"| `{section}.{key}` | `{default}` | {opt.doc} |")
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""One virtual host: its sessions, enabled modules and their registrations."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TypeVar
+
+from stockade.core.errors import ConfigError, StanzaError, StanzaErrorCondition
+from stockade.core.errors import StreamErrorCondition as SE
+from stockade.core.jid import JID
+from stockade.server.config import Config
+from stockade.server.module import AccountFeature, Feature, IQHandler, Module, Target
+from stockade.server.modules import default_modules
+from stockade.server.modules.rfc6121_presence import Presence
+from stockade.server.modules.rfc6121_roster import Roster
+from stockade.server.modules.xep0160_offline import Offline
+from stockade.server.router import Router
+from stockade.server.session import Connection, Session
+from stockade.storage.base import Storage
+
+log = logging.getLogger("stockade.host")
+M = TypeVar("M", bound=Module)
+
+
+class Host:
+    """A hosted domain."""
+
+    def __init__(self, domain: str, config: Config, storage: Storage) -> None:
+        self.domain = domain
+        self.config = config
+        self.storage = storage
+        self.router = Router(self)
+        self._sessions: dict[str, dict[str, Session]] = {}
+        self._iq: dict[tuple[str, tuple[str, str]], list[IQHandler]] = {}
+        self.features: list[str] = []
+        self.account_features: list[str] = []
+        self.modules: dict[str, Module] = {}
+        for cls in default_modules():
+            self._install(cls(self))
+        self.presence = self._module(Presence)
+        self.roster = self._module(Roster)
+        self.offline = self._module(Offline)
+
+    # ------------------------------------------------------------------ modules
+    def _install(self, module: Module) -> None:
+        missing = [d for d in module.depends if d not in self.modules]
+        if missing:
+            raise ConfigError(f"module {module.name} needs {', '.join(missing)}")
+        self.modules[module.name] = module
+        for reg in module.registrations():
+            if isinstance(reg, IQHandler):
+                self._add_iq(reg)
+            elif isinstance(reg, Feature):
+                self.features.append(reg.var)
+            elif isinstance(reg, AccountFeature):
+                self.account_features.append(reg.var)
+
+    def _add_iq(self, reg: IQHandler) -> None:
+        handlers = self._iq.setdefault((reg.type, reg.payload), [])
+        if any(h.targets & reg.targets for h in handlers):
+            raise ConfigError(f"two modules handle {reg.type} {reg.payload}")
+        handlers.append(reg)
+
+    def _module(self, cls: type[M]) -> M:
+        for module in self.modules.values():
+            if isinstance(module, cls):
+                return module
+        raise ConfigError(f"required module {cls.__name__} is not enabled")
+
+    def iq_handler(self, type_: str, payload: tuple[str, str] | None,
+                   target: Target) -> IQHandler | None:
+        """The handler for an IQ, or None (the router answers service-unavailable)."""
+        if payload is None:
+            return None
+        for handler in self._iq.get((type_, payload), ()):
+            if handler.targets & target:
+                return handler
+        return None
+
+    # ------------------------------------------------------------------ sessions
+    def resources(self, username: str) -> list[Session]:
+        """The bound sessions of an account."""
+        return list(self._sessions.get(username, {}).values())
+
+    def session_for(self, jid: JID) -> Session | None:
+        """The session bound to a full JID of this host."""
+        if jid.local is None or jid.resource is None:
+            return None
+        return self._sessions.get(jid.local, {}).get(jid.resource)
+
+    def bind(self, username: str, wish: str | None, conn: Connection) -> Session | StanzaError:
+        """Resource binding with conflict handling (RFC 6120 §7.6, §7.7.2.2)."""
+        mine = self._sessions.setdefault(username, {})
+        try:
+            resource = JID.make(username, self.domain, wish).resource if wish else None
+        except ValueError:
+            return StanzaError(StanzaErrorCondition.BAD_REQUEST, "invalid resource")
+        if resource is None:
+            resource = self._fresh_resource(mine)
+        elif resource in mine:
+            policy = self.config["c2s"]["resource_conflict"]
+            if policy == "refuse":
+                return StanzaError(StanzaErrorCondition.CONFLICT)
+            if policy == "random":
+                resource = f"{resource}.{secrets.token_hex(4)}"
+            else:
+                old = mine.pop(resource)
+                old.conn.terminate(SE.CONFLICT, "replaced by a new connection")
+        session = Session(JID(username, self.domain, resource), conn)
+        mine[resource] = session
+        return session
+
+    @staticmethod
+    def _fresh_resource(taken: dict[str, Session]) -> str:
+        while True:
+            resource = "stockade-" + secrets.token_urlsafe(9)
+            if resource not in taken:
+                return resource
+
+    async def unbind(self, session: Session) -> None:
+        """Forget a session that ended; modules get to clean up (unavailable presence)."""
+        mine = self._sessions.get(session.username)
+        if mine is None or mine.get(session.jid.resource or "") is not session:
+            return
+        del mine[session.jid.resource or ""]
+        if not mine:
+            del self._sessions[session.username]
+        for module in self.modules.values():
+            try:
+                await module.on_session_end(session)
+            except Exception:
+                log.exception("session-end hook failed", extra={"feature": module.name})
+
+    def terminate_account(self, username: str) -> None:
+        """Close every session of an account (deleted, password changed)."""
+        for session in self.resources(username):
+            session.conn.terminate(SE.NOT_AUTHORIZED, "account changed")

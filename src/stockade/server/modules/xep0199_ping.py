@@ -1,0 +1,41 @@
+"""XMPP Ping, XEP-0199: the server answers pings addressed to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from stockade.core.stanza import Stanza
+from stockade.core.xml import Element
+from stockade.server.module import Feature, IQHandler, Module, Registration, Target
+from stockade.server.session import Session
+
+NS_PING = "urn:xmpp:ping"
+
+
+class Ping(Module):
+    """XEP-0199 §4.2: client-to-server pings."""
+
+    name = "xep0199_ping"
+    depends = ("xep0030_disco",)
+
+    def registrations(self) -> Iterable[Registration]:
+        """A feature and a get handler for the host (and no 'to')."""
+        yield Feature(NS_PING)
+        yield IQHandler("get", (NS_PING, "ping"), Target.HOST | Target.SELF, self.on_ping)
+
+    async def on_ping(self, iq: Stanza, session: Session) -> Element:
+        """Reply with an empty result."""
+        return result_for(iq, self.host.domain if iq.to is not None else None)
+
+
+def result_for(iq: Stanza, from_: str | None, child: Element | None = None) -> Element:
+    """An IQ result answering ``iq`` (addressed back to its sender)."""
+    attrs = {"type": "result", "id": iq.id or ""}
+    if iq.from_ is not None:
+        attrs["to"] = str(iq.from_)
+    if from_ is not None:
+        attrs["from"] = from_
+    reply = Element(iq.element.ns, "iq", attrs)
+    if child is not None:
+        reply.append(child)
+    return reply

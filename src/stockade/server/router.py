@@ -1,0 +1,158 @@
+"""Stanza routing and delivery: RFC 6120 §10 and RFC 6121 §8.
+
+Decides on the envelope alone (kind, type, addressee), so unknown payloads pass untouched.
+Message delivery to online resources is synchronous; only storage work is awaited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from stockade.core.errors import StanzaError, StanzaErrorCondition
+from stockade.core.jid import JID
+from stockade.core.stanza import Stanza, error_reply
+from stockade.core.xml import Element
+from stockade.server.module import IQHandler, Target
+
+if TYPE_CHECKING:
+    from stockade.server.host import Host
+    from stockade.server.session import Session
+
+log = logging.getLogger("stockade.router")
+SEC = StanzaErrorCondition
+
+
+class Router:
+    """Routes stanzas sent by local sessions."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def route(self, stanza: Stanza, origin: Session) -> Awaitable[None] | None:
+        """Route one stanza from ``origin``; returns work to await to keep stanzas in order."""
+        if stanza.kind == "message":
+            return self.route_message(stanza, origin)
+        if stanza.kind == "presence":
+            return self.host.presence.outbound(stanza, origin)
+        return self.route_iq(stanza, origin)
+
+    # ------------------------------------------------------------------ errors
+    def bounce(self, stanza: Stanza, error: StanzaError) -> None:
+        """Answer ``stanza`` with an error to its sender (never an error to an error)."""
+        if stanza.type == "error" or stanza.from_ is None:
+            return
+        reply = error_reply(stanza.element, error)
+        if stanza.to is None:  # answered on behalf of the sender's account (RFC 6120 §10.3)
+            reply.attrs["from"] = str(stanza.from_.bare)
+        self.deliver_local(stanza.from_, reply)
+
+    # ------------------------------------------------------------------ message §8.5
+    def route_message(self, stanza: Stanza, origin: Session | None) -> Awaitable[None] | None:
+        """RFC 6121 §8.5 message delivery rules."""
+        to = stanza.to if stanza.to is not None else (
+            origin.jid.bare if origin is not None else None)
+        if to is None:
+            return None
+        if to.domain != self.host.domain:
+            self.bounce(stanza, StanzaError(SEC.REMOTE_SERVER_NOT_FOUND))
+            return None
+        if to.local is None:
+            # Messages to the server itself: nothing here consumes them (RFC 6120 §10.3.1).
+            if stanza.type != "error":
+                self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
+            return None
+        if to.resource is not None:
+            target = self.host.session_for(to)
+            if target is not None:
+                target.deliver(stanza.element)
+                return None
+            if stanza.type == "groupchat":  # §8.5.3.2.1
+                self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
+                return None
+        return self._message_to_bare(stanza, to.bare)
+
+    def _message_to_bare(self, stanza: Stanza, bare: JID) -> Awaitable[None] | None:
+        assert bare.local is not None
+        if stanza.type == "error":
+            return None  # §8.5.2.1.1: an error message to a bare JID is silently ignored
+        if stanza.type == "groupchat":
+            self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
+            return None
+        sessions = [s for s in self.host.resources(bare.local) if s.available
+                    and s.priority >= 0]
+        if stanza.type == "headline":
+            for s in sessions:
+                s.deliver(stanza.element)
+            return None
+        if sessions:
+            # §8.5.2.1.1: deliver to the highest-priority resource(s) — we use all of them.
+            top = max(s.priority for s in sessions)
+            for s in sessions:
+                if s.priority == top:
+                    s.deliver(stanza.element)
+            return None
+        return self.host.offline.store(stanza, bare)
+
+    # ------------------------------------------------------------------ iq §8.5, §10
+    def route_iq(self, stanza: Stanza, origin: Session) -> Awaitable[None] | None:
+        """Dispatch an IQ to a handler, or forward it to a full JID."""
+        to = stanza.to
+        if to is not None and to.domain != self.host.domain:
+            self.bounce(stanza, StanzaError(SEC.REMOTE_SERVER_NOT_FOUND))
+            return None
+        if to is not None and to.resource is not None:
+            return self._iq_to_full(stanza, to)
+        if stanza.type in ("result", "error"):
+            return None  # RFC 6120 §8.2.3: unsolicited results are dropped
+        target = self._target(to, origin)
+        payload = next(stanza.element.elements(), None)
+        handler = self.host.iq_handler(stanza.type, payload.tag if payload else None, target)
+        if handler is None:
+            self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
+            return None
+        return self._run_iq(handler, stanza, origin)
+
+    def _iq_to_full(self, stanza: Stanza, to: JID) -> None:
+        target = self.host.session_for(to)
+        if target is None:
+            if stanza.type in ("get", "set"):
+                self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
+            return
+        target.deliver(stanza.element)
+
+    @staticmethod
+    def _target(to: JID | None, origin: Session) -> Target:
+        if to is None or to == origin.jid.bare:
+            return Target.SELF
+        if to.local is None:
+            return Target.HOST
+        return Target.ACCOUNT
+
+    async def _run_iq(self, handler: IQHandler, stanza: Stanza, origin: Session) -> None:
+        try:
+            reply = await handler.handler(stanza, origin)
+        except StanzaError as err:
+            self.bounce(stanza, err)
+            return
+        except Exception:
+            log.exception("iq handler failed", extra={"payload": handler.payload[0]})
+            self.bounce(stanza, StanzaError(SEC.INTERNAL_SERVER_ERROR))
+            return
+        if reply is not None:
+            origin.deliver(reply)
+
+    # ------------------------------------------------------------------ delivery
+    def deliver_local(self, to: JID, el: Element) -> None:
+        """Deliver a server-generated stanza to a local full JID, or every resource of a bare
+        one, if online."""
+        if to.domain != self.host.domain or to.local is None:
+            return
+        if to.resource is not None:
+            target = self.host.session_for(to)
+            if target is not None:
+                target.deliver(el)
+            return
+        for s in self.host.resources(to.local):
+            s.deliver(el)

@@ -1,0 +1,208 @@
+"""The server process: configuration, storage, hosts, TLS and listeners wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+from pathlib import Path
+
+from stockade.core.crypto.certs import (
+    fingerprint_sha256,
+    first_cert_der,
+    self_signed,
+    tls_server_end_point,
+    xmpp_addresses,
+)
+from stockade.core.errors import ConfigError, JIDError, StreamErrorCondition
+from stockade.core.jid import JID
+from stockade.core.stream.c2s import C2SPolicy
+from stockade.core.xml import ParserLimits
+from stockade.io.c2s import C2SConnection
+from stockade.io.tls import server_context
+from stockade.server.config import Config
+from stockade.server.host import Host
+from stockade.server.throttle import FailureWindow
+from stockade.storage import open_storage
+from stockade.storage.base import Storage
+
+log = logging.getLogger("stockade.server")
+
+
+def ensure_certificate(config: Config) -> tuple[Path, Path]:
+    """The configured certificate, or a self-signed one under data_dir (made once)."""
+    tls = config["tls"]
+    if tls["cert"] or tls["key"]:
+        if not (tls["cert"] and tls["key"]):
+            raise ConfigError("tls.cert and tls.key must be given together")
+        cert, key = Path(tls["cert"]).expanduser(), Path(tls["key"]).expanduser()
+        for name, path in (("tls.cert", cert), ("tls.key", key)):
+            if not path.is_file():
+                raise ConfigError(f"{name}: {path} does not exist")
+        return cert, key
+    domain = config.domains[0]
+    cert = config.data_dir / f"{domain}.crt"
+    key = config.data_dir / f"{domain}.key"
+    if not (cert.exists() and key.exists()):
+        write_self_signed(domain, cert, key)
+        log.warning("generated a self-signed certificate", extra={"path": str(cert)})
+    return cert, key
+
+
+def write_self_signed(domain: str, cert: Path, key: Path) -> None:
+    """Write a new self-signed certificate and key (the key readable by the owner only)."""
+    cert_pem, key_pem = self_signed(domain)
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    key.touch(mode=0o600, exist_ok=True)
+    key.chmod(0o600)
+    key.write_bytes(key_pem)
+    cert.write_bytes(cert_pem)
+
+
+def server_secret(config: Config) -> bytes:
+    """A random secret kept under data_dir, stable across restarts (SCRAM mock salts)."""
+    path = config.data_dir / "server.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(secrets.token_bytes(32))
+    secret = path.read_bytes()
+    if len(secret) < 16:
+        raise ConfigError(f"{path}: secret too short; delete it to make a new one")
+    return secret
+
+
+def c2s_policy(config: Config, mock_secret: bytes) -> C2SPolicy:
+    """The stream policy from the [c2s] section."""
+    c2s = config["c2s"]
+    mechanisms = C2SPolicy(frozenset()).mechanisms
+    if not c2s["allow_plain"]:
+        mechanisms = tuple(m for m in mechanisms if m != "PLAIN")
+    return C2SPolicy(
+        domains=frozenset(config.domains),
+        mechanisms=mechanisms,
+        max_auth_failures=c2s["max_auth_failures"],
+        preauth_limits=ParserLimits(max_stanza_bytes=c2s["max_preauth_stanza_bytes"],
+                                    max_depth=min(8, c2s["max_depth"])),
+        limits=ParserLimits(max_stanza_bytes=c2s["max_stanza_bytes"],
+                            max_depth=c2s["max_depth"]),
+        mock_secret=mock_secret,
+        mock_iterations=config["auth"]["scram_iterations"],
+    )
+
+
+class Server:
+    """A running Stockade server."""
+
+    def __init__(self, config: Config, storage: Storage | None = None) -> None:
+        self.config = config
+        self.storage: Storage = storage or open_storage(str(config.database))
+        self.hosts = {domain: Host(domain, config, self.storage) for domain in config.domains}
+        self.connections: set[C2SConnection] = set()
+        self._listeners: list[asyncio.Server] = []
+        auth = config["auth"]
+        self._ip_failures = FailureWindow(auth["max_failures_per_ip"])
+        self._account_failures = FailureWindow(auth["max_failures_per_account"])
+        self.channel_binding: tuple[str, bytes] | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self.ports: dict[str, list[int]] = {"starttls": [], "direct_tls": []}
+
+    def host_for(self, domain: str) -> Host:
+        """The host serving ``domain`` (the stream core only accepts hosted domains)."""
+        return self.hosts[domain]
+
+    async def start(self) -> None:
+        """Open storage, build the TLS context and listen."""
+        await self.storage.open()
+        cert, key = ensure_certificate(self.config)
+        self.ssl_context = await self._tls_context(cert, key)
+        # RFC 5929 tls-server-end-point: computed once, the same for every connection.
+        self.channel_binding = ("tls-server-end-point",
+                                tls_server_end_point(first_cert_der(cert.read_bytes())))
+        policy = c2s_policy(self.config, server_secret(self.config))
+        loop = asyncio.get_running_loop()
+        for kind, direct in (("starttls", False), ("direct_tls", True)):
+            for address in self.config["c2s"][f"{kind}_listen"]:
+                host, _, port = address.rpartition(":")
+                listener = await loop.create_server(
+                    lambda direct=direct: C2SConnection(self, policy, self._context(),
+                                                        direct_tls=direct),
+                    host.strip("[]"), int(port),
+                    ssl=self._context() if direct else None, reuse_address=True)
+                self._listeners.append(listener)
+                self.ports[kind].extend(s.getsockname()[1] for s in listener.sockets)
+        log.info("listening", extra={"ports": self.ports, "domains": list(self.hosts)})
+
+    def _context(self) -> ssl.SSLContext:
+        assert self.ssl_context is not None
+        return self.ssl_context
+
+    async def _tls_context(self, cert: Path, key: Path) -> ssl.SSLContext:
+        ca = self.config["tls"]["client_ca"]
+        pinned = await self._registered_client_certs()
+        return server_context(cert, key, min_version=self.config["tls"]["min_version"],
+                              client_cas=[Path(ca)] if ca else [], pinned_client_certs=pinned)
+
+    async def _registered_client_certs(self) -> list[bytes]:
+        certs_dir = self.config.data_dir / "client-certs"
+        if not certs_dir.is_dir():
+            return []
+        return [first_cert_der(p.read_bytes()) for p in sorted(certs_dir.glob("*.pem"))]
+
+    async def stop(self) -> None:
+        """Close listeners and connections, then storage."""
+        for listener in self._listeners:
+            listener.close()
+        for conn in list(self.connections):
+            conn.terminate(StreamErrorCondition.SYSTEM_SHUTDOWN)
+        for listener in self._listeners:
+            await listener.wait_closed()
+        await asyncio.sleep(0)
+        await self.storage.close()
+
+    # ------------------------------------------------------------------ login policy
+    def is_login_throttled(self, ip: str, username: str, now: float) -> bool:
+        """Whether failed logins from this IP or on this account hit their limits."""
+        return (self._ip_failures.is_blocked(ip, now)
+                or self._account_failures.is_blocked(username, now))
+
+    def record_login_failure(self, ip: str, username: str | None, now: float) -> None:
+        """Count a failed login against the IP and (if known) the account."""
+        self._ip_failures.record(ip, now)
+        if username:
+            self._account_failures.record(username, now)
+
+    async def account_for_certificate(self, der: bytes | None, domain: str,
+                                      authzid: str | None) -> str | None:
+        """XEP-0178: the account a verified client certificate logs into, or None.
+
+        A certificate registered to an account (by fingerprint) names that account; one
+        issued by tls.client_ca names it by XmppAddr. An authzid must agree.
+        """
+        if der is None:
+            return None
+        username = await self.storage.account_for_fingerprint(fingerprint_sha256(der))
+        if username is None and self.config["tls"]["client_ca"]:
+            username = _username_from_xmpp_addr(xmpp_addresses(der), domain)
+        if username is None or not await self.storage.account_exists(username):
+            return None
+        if authzid:
+            try:
+                wanted = JID.parse(authzid)
+            except JIDError:
+                return None
+            if wanted != JID(username, domain, None):
+                return None
+        return username
+
+
+def _username_from_xmpp_addr(addresses: list[str], domain: str) -> str | None:
+    for address in addresses:
+        try:
+            jid = JID.parse(address)
+        except JIDError:
+            continue
+        if jid.domain == domain and jid.local is not None and jid.resource is None:
+            return jid.local
+    return None

@@ -1,0 +1,51 @@
+"""A bound client session (RFC 6120 §7) and its presence state (RFC 6121 §4)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from stockade.core.errors import StreamErrorCondition
+from stockade.core.jid import JID
+from stockade.core.xml import Element
+
+
+class Connection(Protocol):
+    """What a session needs from its transport."""
+
+    peer: str
+
+    def deliver(self, el: Element) -> None:
+        """Queue a stanza for the client."""
+
+    def deliver_raw(self, text: str) -> None:
+        """Queue an already-serialized stanza (jabber:client namespace)."""
+
+    def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
+        """Close the stream with a stream error."""
+
+
+class Session:
+    """One resource of one account, online on one connection."""
+
+    __slots__ = ("available", "conn", "directed", "initial_presence_done", "interested",
+                 "jid", "presence", "priority")
+
+    def __init__(self, jid: JID, conn: Connection) -> None:
+        self.jid = jid
+        self.conn = conn
+        self.available = False  # has sent available presence (RFC 6121 §4.2)
+        self.initial_presence_done = False
+        self.priority = 0
+        self.presence: Element | None = None  # last available presence broadcast
+        self.interested = False  # requested the roster (RFC 6121 §2.1.6: gets pushes)
+        self.directed: set[JID] = set()  # directed presence recipients (RFC 6121 §4.6)
+
+    @property
+    def username(self) -> str:
+        """The account's localpart."""
+        assert self.jid.local is not None
+        return self.jid.local
+
+    def deliver(self, el: Element) -> None:
+        """Send a stanza to this resource."""
+        self.conn.deliver(el)
