@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= stockade.toml
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test bench clean config-reference
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Prints the configuration reference table that README.md embeds (a test keeps them equal).
+config-reference: $(STAMP)
+	@$(BIN)/python -c "from stockade.server.config import reference_markdown; print(reference_markdown())"

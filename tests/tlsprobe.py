@@ -54,7 +54,8 @@ def probe(
         timeout: overall deadline in seconds for the whole exchange.
 
     Returns:
-        The ServerHello or Alert, or None if the server closed without sending a byte.
+        The ServerHello or Alert, or None if the server closed (or reset) the connection
+        without sending a byte.
 
     Raises:
         XMPPNegotiationError: the XMPP server refused or skipped STARTTLS.
@@ -117,7 +118,10 @@ def _recv(sock: socket.socket, deadline: float) -> bytes:
     if remaining <= 0:
         raise TimeoutError("probe deadline passed")
     sock.settimeout(remaining)
-    return sock.recv(_RECV_BYTES)
+    try:
+        return sock.recv(_RECV_BYTES)
+    except ConnectionResetError:
+        return b""  # servers that refuse often reset instead of closing cleanly
 
 
 def _read_server_response(
@@ -129,10 +133,7 @@ def _read_server_response(
             answer = parse_server_response(buffer)
             if answer is not None:
                 return answer
-        try:
-            chunk = _recv(sock, deadline)
-        except ConnectionResetError:
-            chunk = b""  # a reset after refusing is a close for this purpose
+        chunk = _recv(sock, deadline)
         if not chunk:
             if buffer:
                 raise TLSDecodeError(f"connection closed inside a record: {buffer[:64]!r}")

@@ -8,12 +8,11 @@ shows the same hellos are well-formed wherever this OpenSSL can still accept the
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import pytest
 import trustme
@@ -23,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stockade.core.errors import LocalProtocolError
+from stockade.core.tls import suites as suites_module
 from stockade.core.tls.clienthello import (
     MAX_RECORD_BYTES,
     Alert,
@@ -44,11 +44,7 @@ from stockade.core.tls.suites import (
     KeyExchange,
     suite_name,
 )
-
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)  # tests/ holds plain support modules such as tlsprobe
-from tlsprobe import XMPPNegotiationError, probe  # noqa: E402
+from tlsprobe import XMPPNegotiationError, probe  # tests/ is on sys.path via tests/conftest.py
 
 HOST = "localhost"
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
@@ -1018,3 +1014,75 @@ def test_probe_returns_none_when_the_server_closes_silently() -> None:
         assert probe("127.0.0.1", server.port, hello) is None
     finally:
         server.close()
+
+
+def _tls12_hello() -> bytes:
+    return build_client_hello(version=TLSVersion.TLS1_2, cipher_suites=[0xC02F], server_name=HOST)
+
+
+def _serve_once(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    server = ThreadServer(handle)
+    try:
+        yield server.port
+    finally:
+        server.close()
+
+
+def test_probe_refuses_a_record_cut_short_by_close() -> None:
+    def handle(conn: socket.socket) -> None:
+        conn.recv(4096)
+        conn.sendall(sh_record()[:20])
+
+    for port in _serve_once(handle):
+        with pytest.raises(TLSDecodeError):
+            probe("127.0.0.1", port, _tls12_hello())
+
+
+def test_probe_gives_up_at_the_deadline() -> None:
+    def handle(conn: socket.socket) -> None:
+        while conn.recv(4096):
+            pass
+
+    for port in _serve_once(handle):
+        with pytest.raises(TimeoutError):
+            probe("127.0.0.1", port, _tls12_hello(), timeout=0.3)
+
+
+@pytest.mark.parametrize(
+    "features",
+    [b"<stream:features/>", b"<stream:features><mechanisms/></stream:features>"],
+)
+def test_probe_reports_missing_starttls(features: bytes) -> None:
+    def handle(conn: socket.socket) -> None:
+        _read_until(conn, b"version='1.0'>")
+        conn.sendall(STREAM_HEADER + features)
+        conn.recv(4096)
+
+    for port in _serve_once(handle):
+        with pytest.raises(XMPPNegotiationError, match="STARTTLS not offered"):
+            probe("127.0.0.1", port, _tls12_hello(), starttls_xmpp_domain=HOST)
+
+
+def test_probe_reports_a_close_during_xmpp() -> None:
+    for port in _serve_once(lambda conn: None):
+        with pytest.raises(XMPPNegotiationError, match="closed"):
+            probe("127.0.0.1", port, _tls12_hello(), starttls_xmpp_domain=HOST)
+
+
+def test_probe_bounds_pre_tls_xml() -> None:
+    def handle(conn: socket.socket) -> None:
+        _read_until(conn, b"version='1.0'>")
+        conn.sendall(STREAM_HEADER + b"<stream:features>")
+        with contextlib.suppress(OSError):
+            for _ in range(100):
+                conn.sendall(b"<x/>" * 1024)
+
+    for port in _serve_once(handle):
+        with pytest.raises(XMPPNegotiationError, match="64 KiB"):
+            probe("127.0.0.1", port, _tls12_hello(), starttls_xmpp_domain=HOST)
+
+
+@pytest.mark.parametrize("name", ["TLS_RSA_WITH_FOO_SHA", "TLS_FOO_WITH_AES_128_CBC_SHA"])
+def test_unparseable_suite_names_fail_at_import(name: str) -> None:
+    with pytest.raises((ValueError, KeyError)):
+        suites_module._describe(0xFFFF, name)

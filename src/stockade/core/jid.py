@@ -134,11 +134,10 @@ def _parse_cached(text: str) -> JID:
     if len(text) > 3 * 1024 + 2:
         raise JIDError("JID too long")
     local_domain, sep, resource = text.partition("/")
-    local, at, domain = local_domain.partition("@")
-    if not at:
-        local, domain = None, local_domain
-    elif not local:
+    before, at, after = local_domain.partition("@")
+    if at and not before:
         raise JIDError("empty localpart")
     if sep and not resource:
         raise JIDError("empty resourcepart")
+    local, domain = (before, after) if at else (None, local_domain)
     return JID.make(local, domain, resource if sep else None)

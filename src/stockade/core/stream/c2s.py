@@ -133,15 +133,37 @@ class C2SServerStream:
             # STARTTLS command-injection class, CVE-2011-0411).
             return []
         out: list[ev.Event] = []
-        parser = self._parser
         try:
-            for item in parser.feed(data):
-                self._dispatch(item, out)
-                if self._parser is not parser or self.phase is Phase.CLOSED:
-                    break  # a restart: what the old parser read is void (RFC 6120 §4.3.3)
+            for piece in self._pieces(data):
+                if not self._feed(piece, out):
+                    break
         except RemoteProtocolError as exc:
             self._fail(exc.condition, exc.text, out)
         return out
+
+    def _pieces(self, data: bytes) -> list[bytes]:
+        """Before TLS, split input after every '>' so that the parser never sees a byte past
+        ``<starttls/>``: pipelined plaintext is dropped unparsed, not merely ignored."""
+        if self.is_tls or b">" not in data:
+            return [data]
+        parts = data.split(b">")
+        pieces = [part + b">" for part in parts[:-1]]
+        if parts[-1]:
+            pieces.append(parts[-1])
+        return pieces
+
+    def _feed(self, data: bytes, out: list[ev.Event]) -> bool:
+        """Parse and dispatch; False once the rest of the input must be dropped."""
+        parser = self._parser
+        for item in parser.feed(data):
+            self._dispatch(item, out)
+            if self._parser is not parser or self._is_closed():
+                return False  # a restart: what the old parser read is void (RFC 6120 §4.3.3)
+        return self.phase is not Phase.TLS_HANDSHAKE
+
+    def _is_closed(self) -> bool:
+        # A method, not an inline check: handlers change the phase behind mypy's back.
+        return self.phase is Phase.CLOSED
 
     def data_to_send(self) -> bytes:
         """Bytes queued for the peer."""
@@ -541,7 +563,7 @@ class C2SServerStream:
 
     def _on_established_iq(self, el: Element, out: list[ev.Event]) -> None:
         if el.find(NS_SESSION, "session") is not None and el.get("type") == "set":
-            self._send(Element(NS_CLIENT, "iq", {"type": "result", "id": el.get("id", "")}))
+            self._send(Element(NS_CLIENT, "iq", {"type": "result", "id": el.get("id") or ""}))
             return
         if el.find(NS_BIND, "bind") is not None:
             # RFC 6120 §7.7.2.1: one resource per stream.
