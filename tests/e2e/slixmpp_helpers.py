@@ -85,23 +85,23 @@ class Client(slixmpp.ClientXMPP):
 
 
 async def next_item(queue: asyncio.Queue[Any], what: str,
-                    timeout: float = STEP_TIMEOUT) -> Any:
+                    within: float = STEP_TIMEOUT) -> Any:
     """The next item of ``queue``, failing clearly if nothing arrives in time."""
     try:
-        return await asyncio.wait_for(queue.get(), timeout)
+        return await asyncio.wait_for(queue.get(), within)
     except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+        raise AssertionError(f"timed out after {within}s waiting for {what}") from None
 
 
 async def next_matching(queue: asyncio.Queue[Any], what: str, predicate: Any,
-                        timeout: float = STEP_TIMEOUT) -> Any:
+                        within: float = STEP_TIMEOUT) -> Any:
     """The next item of ``queue`` for which ``predicate`` is true (others are skipped)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         left = deadline - loop.time()
         if left <= 0:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         item = await next_item(queue, what, left)
         if predicate(item):
             return item
@@ -113,7 +113,7 @@ async def assert_empty(queue: asyncio.Queue[Any], what: str, wait: float = 0.3) 
     assert queue.empty(), f"unexpected {what}: {queue.get_nowait()}"
 
 
-async def login(client: Client, port: int, timeout: float = STEP_TIMEOUT) -> str:
+async def login(client: Client, port: int, within: float = STEP_TIMEOUT) -> str:
     """Connect and wait for the outcome: 'session_start', 'failed_auth', 'disconnected',
     'connection_failed' or 'timeout'. On anything but 'session_start' the connection
     attempt is stopped (slixmpp would otherwise retry other mechanisms or reconnect)."""
@@ -133,7 +133,7 @@ async def login(client: Client, port: int, timeout: float = STEP_TIMEOUT) -> str
     try:
         client.connect(host="127.0.0.1", port=port)
         try:
-            result = await asyncio.wait_for(asyncio.shield(outcome), timeout)
+            result = await asyncio.wait_for(asyncio.shield(outcome), within)
         except TimeoutError:
             result = "timeout"
     finally:
@@ -145,32 +145,32 @@ async def login(client: Client, port: int, timeout: float = STEP_TIMEOUT) -> str
 
 
 async def connect_and_start(client: Client, port: int, *, roster: bool = False,
-                            presence: bool = False, timeout: float = STEP_TIMEOUT) -> None:
+                            presence: bool = False, within: float = STEP_TIMEOUT) -> None:
     """Log in and bind; optionally fetch the roster and send initial presence."""
-    result = await login(client, port, timeout)
+    result = await login(client, port, within)
     assert result == "session_start", (
         f"{client.requested_jid} could not log in: {result} "
         f"(auth failures: {[str(f) for f in client.auth_failures]}, "
         f"stream errors: {[str(e) for e in client.stream_errors]})")
     if roster:
-        await client.get_roster(timeout=timeout)
+        await client.get_roster(timeout=within)
     if presence:
         client.send_presence()
 
 
-async def disconnect(client: Client, timeout: float = STEP_TIMEOUT) -> None:
+async def disconnect(client: Client, within: float = STEP_TIMEOUT) -> None:
     """Close the stream cleanly and wait until the TCP connection is gone."""
     client.cancel_connection_attempt()
     if client.transport is None:
         return
-    done = asyncio.ensure_future(client.wait_until("disconnected", timeout))
+    done = asyncio.ensure_future(client.wait_until("disconnected", within))
     await asyncio.sleep(0)
     client.disconnect(wait=2.0)
     try:
         await done
     except TimeoutError:
         client.abort()
-        raise AssertionError(f"{client.boundjid} did not disconnect in {timeout}s") from None
+        raise AssertionError(f"{client.boundjid} did not disconnect in {within}s") from None
 
 
 async def disconnect_all(clients: Iterable[Client]) -> None:

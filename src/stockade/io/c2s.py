@@ -46,6 +46,7 @@ class C2SConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self.peer_cert: bytes | None = None
+        self._early_tls_data: list[bytes] | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -62,6 +63,12 @@ class C2SConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed the core and act on what it reports."""
+        if self._early_tls_data is not None:
+            # Decrypted bytes can arrive before the start_tls() task resumes; they are
+            # from the new stream, so keep them for it (never plaintext: reading was
+            # paused before the TLS layer took the socket over).
+            self._early_tls_data.append(data)
+            return
         self._handle(self.stream.receive_data(data))
 
     def eof_received(self) -> bool | None:
@@ -150,6 +157,7 @@ class C2SConnection(asyncio.Protocol):
     async def _start_tls(self) -> None:
         assert self.transport is not None
         loop = asyncio.get_running_loop()
+        self._early_tls_data = []
         try:
             tls = await loop.start_tls(self.transport, self, self.ssl_context,
                                        server_side=True, ssl_handshake_timeout=15)
@@ -162,6 +170,9 @@ class C2SConnection(asyncio.Protocol):
             return
         self.transport = tls
         self._tls_up(tls)
+        early, self._early_tls_data = self._early_tls_data, None
+        for data in early or ():
+            self.data_received(data)
 
     def _tls_up(self, transport: asyncio.Transport) -> None:
         ssl_obj = transport.get_extra_info("ssl_object")

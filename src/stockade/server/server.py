@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import secrets
 import ssl
@@ -52,7 +53,7 @@ def ensure_certificate(config: Config) -> tuple[Path, Path]:
 
 def write_self_signed(domain: str, cert: Path, key: Path) -> None:
     """Write a new self-signed certificate and key (the key readable by the owner only)."""
-    cert_pem, key_pem = self_signed(domain)
+    cert_pem, key_pem = self_signed(domain, datetime.datetime.now(datetime.UTC))
     cert.parent.mkdir(parents=True, exist_ok=True)
     key.touch(mode=0o600, exist_ok=True)
     key.chmod(0o600)

@@ -14,14 +14,14 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 XMPP_ADDR_OID = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
 
 
-def self_signed(domain: str, days: int = 825) -> tuple[bytes, bytes]:
+def self_signed(domain: str, now: datetime.datetime, days: int = 825) -> tuple[bytes, bytes]:
     """A P-256 key and a self-signed certificate for ``domain`` (PEM cert, PEM key).
 
     The certificate names the domain as DNS-ID (RFC 6125) so clients that pin it can check it.
+    ``now`` (timezone-aware) starts its validity: the core reads no clock.
     """
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())

@@ -59,6 +59,8 @@ NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
 NS_SASL_CB = "urn:xmpp:sasl-cb:0"  # XEP-0440
+NS_ROSTER_VER = "urn:xmpp:features:rosterver"
+NS_PRE_APPROVAL = "urn:xmpp:features:pre-approval"
 NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
 
 SE = StreamErrorCondition
@@ -339,6 +341,8 @@ class C2SServerStream:
             self.phase = Phase.SASL
         else:
             features.sub(NS_BIND, "bind")
+            features.sub(NS_ROSTER_VER, "ver")  # RFC 6121 §2.6.1
+            features.sub(NS_PRE_APPROVAL, "sub")  # RFC 6121 §3.4.1
             if self.policy.offer_legacy_session:
                 features.sub(NS_SESSION, "session").sub(NS_SESSION, "optional")
             self.phase = Phase.BIND
