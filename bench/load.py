@@ -213,7 +213,7 @@ class ServerProcess:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(  # preexec_fn: no threads run yet
             cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            cwd=dep.root, start_new_session=True, preexec_fn=_child_setup(cpu))
+            start_new_session=True, preexec_fn=_child_setup(cpu))
         self.pid = self.proc.pid
 
     def check_alive(self) -> None:
@@ -294,12 +294,33 @@ def process_memory_kib(pid: int) -> dict[str, int]:
     return out
 
 
-class CpuMeter:
-    """CPU used by the server and by this process between start() and stop()."""
+def cpu_busy_seconds(cpus: set[int] | None) -> float:
+    """Busy (non-idle, non-iowait) time of these CPUs, all processes and the kernel."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *values = line.split()
+            if not name.startswith("cpu") or name == "cpu":
+                continue
+            if cpus is not None and int(name[3:]) not in cpus:
+                continue
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, values[:8])
+            total += user + nice + system + irq + softirq + steal
+    return total / _CLK_TCK
 
-    def __init__(self, pid: int) -> None:
+
+class CpuMeter:
+    """CPU used by the server, by this process and by everything else on the benchmark CPUs.
+
+    "other" is the busy time of the benchmark's CPUs not charged to either process: other
+    programs (a shared machine!) and kernel softirq work; much above 10-15 % of a core it
+    means the figures are disturbed.
+    """
+
+    def __init__(self, pid: int, cpus: set[int] | None) -> None:
         self.pid = pid
-        self._t = self._server = self._client = 0.0
+        self.cpus = cpus
+        self._t = self._server = self._client = self._busy = 0.0
         self.result: dict[str, float] = {}
 
     def start(self) -> None:
@@ -307,16 +328,41 @@ class CpuMeter:
         self._t = time.perf_counter()
         self._server = process_cpu_seconds(self.pid)
         self._client = own_cpu_seconds()
+        self._busy = cpu_busy_seconds(self.cpus)
 
     def stop(self) -> dict[str, float]:
         """CPU use since start(), as percent of one core."""
         wall = max(time.perf_counter() - self._t, 1e-9)
-        self.result = {
-            "server_cpu_pct": round(100 * (process_cpu_seconds(self.pid) - self._server) / wall,
-                                    1),
-            "client_cpu_pct": round(100 * (own_cpu_seconds() - self._client) / wall, 1),
-        }
+        server = 100 * (process_cpu_seconds(self.pid) - self._server) / wall
+        client = 100 * (own_cpu_seconds() - self._client) / wall
+        busy = 100 * (cpu_busy_seconds(self.cpus) - self._busy) / wall
+        self.result = {"server_cpu_pct": round(server, 1), "client_cpu_pct": round(client, 1),
+                       "other_cpu_pct": round(max(0.0, busy - server - client), 1)}
+        if self.result["other_cpu_pct"] > 15:
+            say(f"warning: {self.result['other_cpu_pct']:.0f}% of a core went to other work "
+                "on the benchmark CPUs; these figures are disturbed")
         return self.result
+
+
+async def wait_quiet(cpus: set[int] | None, max_wait: float, ignore_pid: int | None) -> float:
+    """Wait (up to ``max_wait`` s) until the CPUs are nearly idle; return the busy % seen."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        t, busy = time.perf_counter(), cpu_busy_seconds(cpus)
+        server = process_cpu_seconds(ignore_pid) if ignore_pid else 0.0
+        client = own_cpu_seconds()
+        await asyncio.sleep(0.5)
+        wall = time.perf_counter() - t
+        ours = own_cpu_seconds() - client
+        if ignore_pid:
+            ours += process_cpu_seconds(ignore_pid) - server
+        pct = 100 * (cpu_busy_seconds(cpus) - busy - ours) / wall
+        if pct < 10 or time.monotonic() >= deadline:
+            if pct >= 10 and max_wait > 0:
+                say(f"machine still busy ({pct:.0f}% of a core used by others); going ahead")
+            return round(pct, 1)
+        say(f"machine busy ({pct:.0f}% of a core used by others); waiting ...")
+        await asyncio.sleep(2.0)
 
 
 # ============================================================================ XMPP client
@@ -616,6 +662,11 @@ class Env:
     cs: ClientSettings
     server: ServerProcess
     accounts: int
+    cpus: set[int] | None  # the benchmark's CPUs (None: not pinned, all of them)
+
+    async def quiet(self) -> float:
+        """Wait for other work on our CPUs to stop (``--wait-quiet``); its busy %."""
+        return await wait_quiet(self.cpus, self.args.wait_quiet, self.server.pid)
 
 
 async def phase_logins(env: Env, direct_tls: bool) -> dict[str, Any]:
@@ -623,7 +674,8 @@ async def phase_logins(env: Env, direct_tls: bool) -> dict[str, Any]:
     args = env.args
     prefix = "dtls" if direct_tls else "login"
     names = [(f"user{i % env.accounts}", f"{prefix}{i}") for i in range(args.logins)]
-    meter = CpuMeter(env.server.pid)
+    background = await env.quiet()
+    meter = CpuMeter(env.server.pid, env.cpus)
     meter.start()
     t0 = time.perf_counter()
     _, latencies, failures = await login_many(env.cs, names, args.clients, direct_tls,
@@ -645,6 +697,7 @@ async def phase_logins(env: Env, direct_tls: bool) -> dict[str, Any]:
         "latency_ms": {k: round(1000 * percentile(latencies, q), 2)
                        for k, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
         **cpu,
+        "background_cpu_pct_before": background,
     }
 
 
@@ -759,6 +812,7 @@ class Flood:
 async def phase_messages(env: Env) -> dict[str, Any]:
     """P senders each flood their own receiver; latency measured per message."""
     args = env.args
+    background = await env.quiet()
     names = []
     for i in range(args.pairs):
         names += [(f"user{2 * i}", "sender"), (f"user{2 * i + 1}", "receiver")]
@@ -778,7 +832,9 @@ async def phase_messages(env: Env) -> dict[str, Any]:
             receiver.on_data = functools.partial(flood.on_receiver_data, pair)
             sender.on_data = functools.partial(flood.on_sender_data, pair)
             pairs.append(pair)
-        return await _run_flood(env, flood, pairs, login_seconds)
+        result = await _run_flood(env, flood, pairs, login_seconds)
+        result["background_cpu_pct_before"] = background
+        return result
     finally:
         for c in clients:
             c.close()
@@ -804,7 +860,7 @@ async def _run_flood(env: Env, flood: Flood, pairs: list[Pair],
     else:
         for p in pairs:
             flood.fill(p)
-    meter = CpuMeter(env.server.pid)
+    meter = CpuMeter(env.server.pid, env.cpus)
     await asyncio.sleep(args.warmup)
     meter.start()
     await asyncio.sleep(args.duration)
@@ -854,6 +910,7 @@ async def phase_memory(env: Env) -> dict[str, Any]:
     """Server memory with no connections, then with M idle authenticated connections."""
     args = env.args
     await asyncio.sleep(2.0)  # warm-up done (earlier phases); let the server settle
+    background = await env.quiet()
     before = process_memory_kib(env.server.pid)
     names = [(f"user{i % env.accounts}", f"idle{i}") for i in range(args.idle)]
     t0 = time.perf_counter()
@@ -881,6 +938,7 @@ async def phase_memory(env: Env) -> dict[str, Any]:
         "rss_kib_per_connection": round((after.get("VmRSS", 0) - before.get("VmRSS", 0)) / m,
                                         1),
         "pss_kib_per_connection": round((after.get("Pss", 0) - before.get("Pss", 0)) / m, 1),
+        "background_cpu_pct_before": background,
     }
 
 
@@ -941,6 +999,11 @@ def _fmt_lat(lat: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.1f}" for k, v in lat.items()) + " ms"
 
 
+def _fmt_cpu(x: dict[str, Any]) -> str:
+    return (f"CPU: server {x['server_cpu_pct']:.0f}%, load {x['client_cpu_pct']:.0f}%, "
+            f"other {x['other_cpu_pct']:.0f}%")
+
+
 def summary_table(report: dict[str, Any]) -> str:
     """A plain-text table of the headline figures."""
     rows: list[tuple[str, str, str]] = []
@@ -951,14 +1014,12 @@ def summary_table(report: dict[str, Any]) -> str:
             rows.append((f"logins/s ({x['transport']}, {x['concurrency']} in flight)",
                          f"{x['logins_per_s']:.0f}",
                          f"{x['ok']}/{x['attempted']} ok; latency {_fmt_lat(x['latency_ms'])}; "
-                         f"server CPU {x['server_cpu_pct']:.0f}%, "
-                         f"client CPU {x['client_cpu_pct']:.0f}%"))
+                         + _fmt_cpu(x)))
     if "messages" in r:
         x = r["messages"]
         rows.append((f"messages/s ({x['pairs']} pairs, window {x['window']})",
                      f"{x['delivered_per_s']:.0f}",
-                     f"latency {_fmt_lat(x['latency_ms'])}; server CPU "
-                     f"{x['server_cpu_pct']:.0f}%, client CPU {x['client_cpu_pct']:.0f}%"))
+                     f"latency {_fmt_lat(x['latency_ms'])}; " + _fmt_cpu(x)))
         problems = x["problems"]
         verdict = ("every message delivered once, in order" if x["delivery_ok"] else
                    "PROBLEMS: " + ", ".join(f"{k}={v}" for k, v in problems.items() if v))
@@ -1014,6 +1075,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="client recomputes PBKDF2 on every login (costs the load generator "
                    "~2.5 ms of CPU per login here)")
     p.add_argument("--password", default=DEFAULT_PASSWORD)
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before each phase, wait up to this long for other programs on the "
+                   "benchmark CPUs to go quiet (a shared machine); 0: only measure and warn")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
@@ -1052,6 +1116,8 @@ def choose_cpus(args: argparse.Namespace) -> tuple[int | None, int | None]:
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
+    if os.environ.get("BENCH_CLIENT_LOOP") == "asyncio":
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
@@ -1094,7 +1160,8 @@ def main(argv: list[str] | None = None) -> int:
             dep.starttls_port, dep.tls_port, client_ssl_context(dep.cert_file), args.password,
             args.mechanism, not args.no_ssdp,
             tls_server_end_point(first_cert_der(dep.cert_file.read_bytes())))
-        env = Env(args, cs, server, accounts)
+        cpus = None if server_cpu is None or client_cpu is None else {server_cpu, client_cpu}
+        env = Env(args, cs, server, accounts, cpus)
         t0 = time.perf_counter()
         with asyncio.Runner(loop_factory=_new_loop) as runner:
             results = runner.run(run_phases(env))
@@ -1108,6 +1175,7 @@ def main(argv: list[str] | None = None) -> int:
                          "window": args.window, "rate": args.rate, "duration": args.duration,
                          "warmup": args.warmup, "idle": args.idle, "accounts": accounts,
                          "mechanism": args.mechanism, "log_level": "warning",
+                         "wait_quiet": args.wait_quiet,
                          "client_pbkdf2_cache": not args.no_client_cache},
             "run_seconds": round(time.perf_counter() - t0, 1),
             "results": results,

@@ -16,6 +16,8 @@ from stockade.server.config import Config, check_config
 from stockade.server.server import Server
 
 DOMAIN = "localhost"
+# Test-support modules (tlsprobe, rawxmpp, ...) are imported by plain name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

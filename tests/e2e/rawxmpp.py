@@ -32,7 +32,6 @@ import ssl
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -377,10 +376,8 @@ def template_data_dir() -> Path:
     root = Path(tempfile.mkdtemp(prefix="stockade-refuse-template-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     deployment, _ = deployment_config(root, trustme.CA())
-    with ThreadPoolExecutor(len(ACCOUNTS)) as pool:
-        for future in [pool.submit(deployment.add_user, f"{name}@{DOMAIN}", password)
-                       for name, password in ACCOUNTS.items()]:
-            future.result()
+    for name, password in ACCOUNTS.items():  # one at a time: SQLite has one writer
+        deployment.add_user(f"{name}@{DOMAIN}", password)
     return root / "data"
 
 
@@ -414,14 +411,15 @@ class Harness:
         await client.bind(resource or f"r-{secrets.token_hex(4)}")
         return client
 
-    async def assert_still_serving(self, observer: RawClient | None = None) -> None:
+    async def assert_still_serving(self, observer: RawClient | None = None, *,
+                                   sender: str = "alice", receiver: str = "bob") -> None:
         """A fresh client logs in and a message between two logged-in clients arrives.
 
-        ``observer`` (bob, logged in before an attack) must receive this message as the first
-        message since it logged in: nothing the attacker sent was delivered to it.
+        ``observer`` (the receiver, logged in before an attack) must get this message as the
+        first message since it logged in: nothing the attacker sent was delivered to it.
         """
-        alice = await self.login("alice")
-        bob = observer or await self.login("bob")
+        alice = await self.login(sender)
+        bob = observer or await self.login(receiver)
         body = f"still serving {secrets.token_hex(4)}"
         await alice.send(f"<message to='{bob.jid}' id='serving' type='chat'>"
                          f"<body>{body}</body></message>")
@@ -435,9 +433,14 @@ class Harness:
             await client.close()
 
 
+@functools.cache
+def _rsa_leaf(ca: trustme.CA) -> trustme.LeafCert:
+    return ca.issue_cert(DOMAIN, key_type=trustme.KeyType.RSA)
+
+
 def install_rsa_certificate(deployment: Deployment, ca: trustme.CA) -> None:
-    """Replace the deployment's (ECDSA) server certificate with an RSA one."""
-    cert = ca.issue_cert(DOMAIN, key_type=trustme.KeyType.RSA)
+    """Replace the deployment's (ECDSA) server certificate with an RSA one from ``ca``."""
+    cert = _rsa_leaf(ca)
     cert_file, key_file = deployment.root / "server.crt", deployment.root / "server.key"
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     for pem in cert.cert_chain_pems[1:]:

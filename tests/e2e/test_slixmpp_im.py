@@ -191,6 +191,55 @@ async def test_subscription_handshake_roster_pushes_and_presence(
 
 
 @pytest.mark.timeout(30)
+async def test_subscription_request_to_offline_contact_waits_for_initial_presence(
+        deployment, server: Server, clients: list[Client]) -> None:
+    await add_users(deployment, *PASSWORDS.items())
+    port = server.ports["starttls"][0]
+    alice = client_for(deployment, ALICE + "/desk")
+    clients.append(alice)
+    await connect_and_start(alice, port, roster=True, presence=True)
+    alice.send_presence_subscription(pto=BOB)
+    assert (await next_push(alice, BOB))["ask"] == "subscribe"
+
+    bob = client_for(deployment, BOB + "/phone")
+    clients.append(bob)
+    await connect_and_start(bob, port, roster=True)
+    # RFC 6121 §3.1.3: kept for bob, delivered when he next becomes available (not before).
+    await assert_empty(bob.presences, "subscription request before initial presence")
+    bob.send_presence()
+    request = await next_matching(bob.presences, "stored subscribe from alice",
+                                  presence_from(ALICE, "subscribe"))
+    assert request["to"].bare == BOB
+    bob.send_presence(pto=ALICE, ptype="subscribed")
+    assert (await next_push(alice, BOB))["subscription"] == "to"
+    await next_matching(alice.presences, "bob's presence after approval",
+                        presence_from(BOB + "/phone", "available"))
+
+
+@pytest.mark.timeout(30)
+async def test_pre_approved_subscription_is_approved_without_asking(
+        pair: tuple[Client, Client]) -> None:
+    alice, bob = pair
+    assert "preapproval" in bob.features  # RFC 6121 §3.4.1 stream feature
+    # §3.4: bob pre-approves alice before she asks.
+    bob.send_presence(pto=ALICE, ptype="subscribed")
+    item = await next_push(bob, ALICE)
+    assert item["subscription"] == "none"
+    await assert_empty(alice.presences, "presence to alice from a mere pre-approval")
+
+    alice.send_presence_subscription(pto=BOB)
+    assert (await next_push(alice, BOB))["ask"] == "subscribe"
+    assert (await next_push(alice, BOB))["subscription"] == "to"
+    await next_matching(alice.presences, "subscribed from bob",
+                        presence_from(BOB, "subscribed"))
+    await next_matching(alice.presences, "bob's presence", presence_from(BOB + "/phone",
+                                                                         "available"))
+    assert (await next_push(bob, ALICE))["subscription"] == "from"
+    # bob approved in advance: the request itself is never shown to him.
+    await assert_empty(bob.presences, "subscribe request despite pre-approval")
+
+
+@pytest.mark.timeout(30)
 async def test_roster_set_is_pushed_to_interested_resources_only(
         deployment, server: Server, clients: list[Client]) -> None:
     await add_users(deployment, (ALICE, PASSWORDS[ALICE]))

@@ -25,7 +25,8 @@ class Ping(Module):
 
     async def on_ping(self, iq: Stanza, session: Session) -> Element:
         """Reply with an empty result."""
-        return result_for(iq, self.host.domain if iq.to is not None else None)
+        # RFC 6120 §8.1.2.1: the reply comes from whom the ping was addressed to.
+        return result_for(iq, str(iq.to) if iq.to is not None else None)
 
 
 def result_for(iq: Stanza, from_: str | None, child: Element | None = None) -> Element:
