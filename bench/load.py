@@ -365,6 +365,95 @@ async def wait_quiet(cpus: set[int] | None, max_wait: float, ignore_pid: int | N
         await asyncio.sleep(2.0)
 
 
+class Profiler:
+    """``--profile DIR``: py-spy samples of the server during each measured phase.
+
+    py-spy runs pinned with the load generator (it inherits our CPU), so the load side loses
+    a little; figures from a profiled run are for the profile, not for the table.
+    """
+
+    def __init__(self, directory: Path | None, pid: int) -> None:
+        self.directory = directory
+        self.pid = pid
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.exe = exe if directory is not None else ""
+        if directory is not None:
+            if not Path(exe).exists() and not shutil.which(exe):
+                raise BenchError("--profile needs py-spy (.venv/bin/pip install py-spy)")
+            directory.mkdir(parents=True, exist_ok=True)
+        self.summaries: dict[str, Any] = {}
+
+    async def start(self, name: str) -> tuple[str, Any] | None:
+        """Start sampling (until stop())."""
+        if self.directory is None:
+            return None
+        out = self.directory / f"{name}.raw"
+        proc = await asyncio.create_subprocess_exec(
+            self.exe, "record", "-p", str(self.pid), "-r", "200", "--nolineno", "-f", "raw",
+            "-o", str(out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        await asyncio.sleep(0.3)  # attached
+        return name, proc
+
+    async def stop(self, handle: tuple[str, Any] | None, units: int, unit: str) -> None:
+        """Stop sampling, summarize into DIR/NAME.txt and the JSON report."""
+        if handle is None or self.directory is None:
+            return
+        name, proc = handle
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            async with asyncio.timeout(30):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        raw = self.directory / f"{name}.raw"
+        if not raw.exists():
+            say(f"py-spy wrote no profile for {name}")
+            return
+        summary = summarize_profile(raw)
+        summary["per"] = f"{units} {unit}"
+        self.summaries[name] = summary
+        (self.directory / f"{name}.txt").write_text(format_profile(name, summary), "utf-8")
+        say(f"profile of {name}: {self.directory / (name + '.txt')}")
+
+
+def summarize_profile(raw: Path, top: int = 25) -> dict[str, Any]:
+    """Self and inclusive sample shares per frame from py-spy's raw (collapsed) output."""
+    total = 0
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    for line in raw.read_text("utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        threads[frames[0]] += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    def share(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100 * c / total, 1)) for f, c in counter.most_common(top)]
+    return {"samples": total, "threads": share(threads), "self": share(own),
+            "inclusive": share(inclusive)}
+
+
+def format_profile(name: str, summary: dict[str, Any]) -> str:
+    """The summary as text."""
+    lines = [f"py-spy profile of the server during {name}: {summary['samples']} samples "
+             f"(200/s, active threads only), {summary['per']}", "", "thread roots:"]
+    lines += [f"  {pct:5.1f}%  {frame}" for frame, pct in summary["threads"][:5]]
+    lines += ["", "self time (where the CPU was):"]
+    lines += [f"  {pct:5.1f}%  {frame}" for frame, pct in summary["self"]]
+    lines += ["", "inclusive time (this frame and what it called):"]
+    lines += [f"  {pct:5.1f}%  {frame}" for frame, pct in summary["inclusive"]]
+    return "\n".join(lines) + "\n"
+
+
 # ============================================================================ XMPP client
 
 
@@ -643,6 +732,10 @@ async def login_many(cs: ClientSettings, names: list[tuple[str, str]], concurren
     return clients, latencies, failures
 
 
+def _per(total: float, count: int) -> float | None:
+    return round(total / count, 2) if count else None
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list (NaN when empty)."""
     if not sorted_values:
@@ -663,6 +756,7 @@ class Env:
     server: ServerProcess
     accounts: int
     cpus: set[int] | None  # the benchmark's CPUs (None: not pinned, all of them)
+    profiler: Profiler
 
     async def quiet(self) -> float:
         """Wait for other work on our CPUs to stop (``--wait-quiet``); its busy %."""
@@ -675,6 +769,8 @@ async def phase_logins(env: Env, direct_tls: bool) -> dict[str, Any]:
     prefix = "dtls" if direct_tls else "login"
     names = [(f"user{i % env.accounts}", f"{prefix}{i}") for i in range(args.logins)]
     background = await env.quiet()
+    spy = await env.profiler.start(prefix.replace("login", "logins-starttls")
+                                   .replace("dtls", "logins-direct-tls"))
     meter = CpuMeter(env.server.pid, env.cpus)
     meter.start()
     t0 = time.perf_counter()
@@ -682,6 +778,7 @@ async def phase_logins(env: Env, direct_tls: bool) -> dict[str, Any]:
                                               keep=False)
     wall = time.perf_counter() - t0
     cpu = meter.stop()
+    await env.profiler.stop(spy, len(latencies), "logins")
     latencies.sort()
     await asyncio.sleep(1.0)  # let the server finish the unbinds before the next phase
     env.server.check_alive()
@@ -694,6 +791,10 @@ async def phase_logins(env: Env, direct_tls: bool) -> dict[str, Any]:
         "failures": dict(failures.most_common(5)),
         "seconds": round(wall, 3),
         "logins_per_s": round(len(latencies) / wall, 1),
+        "server_cpu_ms_per_login": _per(cpu["server_cpu_pct"] * wall / 100 * 1e3,
+                                        len(latencies)),
+        "client_cpu_ms_per_login": _per(cpu["client_cpu_pct"] * wall / 100 * 1e3,
+                                        len(latencies)),
         "latency_ms": {k: round(1000 * percentile(latencies, q), 2)
                        for k, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
         **cpu,
@@ -861,7 +962,8 @@ async def _run_flood(env: Env, flood: Flood, pairs: list[Pair],
         for p in pairs:
             flood.fill(p)
     meter = CpuMeter(env.server.pid, env.cpus)
-    await asyncio.sleep(args.warmup)
+    await asyncio.sleep(max(0.0, args.warmup - (0.3 if env.profiler.directory else 0.0)))
+    spy = await env.profiler.start("messages")
     meter.start()
     await asyncio.sleep(args.duration)
     cpu = meter.stop()
@@ -872,6 +974,7 @@ async def _run_flood(env: Env, flood: Flood, pairs: list[Pair],
     deadline = time.monotonic() + args.drain_timeout
     while time.monotonic() < deadline and any(p.expected < p.sent for p in pairs):  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+    await env.profiler.stop(spy, flood.delivered_in_window, "messages")
     env.server.check_alive()
     lat = sorted(flood.latencies_ns)
     sent = sum(p.sent for p in pairs)
@@ -897,6 +1000,10 @@ async def _run_flood(env: Env, flood: Flood, pairs: list[Pair],
         "received_total": received,
         "sent_per_s": round(flood.sent_in_window / args.duration, 1),
         "delivered_per_s": round(flood.delivered_in_window / args.duration, 1),
+        "server_cpu_us_per_message": _per(cpu["server_cpu_pct"] * args.duration / 100 * 1e6,
+                                          flood.delivered_in_window),
+        "client_cpu_us_per_message": _per(cpu["client_cpu_pct"] * args.duration / 100 * 1e6,
+                                          flood.delivered_in_window),
         "latency_samples": len(lat),
         "latency_ms": {k: round(percentile(lat, q) / 1e6, 2)
                        for k, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
@@ -1014,12 +1121,13 @@ def summary_table(report: dict[str, Any]) -> str:
             rows.append((f"logins/s ({x['transport']}, {x['concurrency']} in flight)",
                          f"{x['logins_per_s']:.0f}",
                          f"{x['ok']}/{x['attempted']} ok; latency {_fmt_lat(x['latency_ms'])}; "
-                         + _fmt_cpu(x)))
+                         + _fmt_cpu(x) + f"; server {x['server_cpu_ms_per_login']} ms CPU/login"))
     if "messages" in r:
         x = r["messages"]
         rows.append((f"messages/s ({x['pairs']} pairs, window {x['window']})",
                      f"{x['delivered_per_s']:.0f}",
-                     f"latency {_fmt_lat(x['latency_ms'])}; " + _fmt_cpu(x)))
+                     f"latency {_fmt_lat(x['latency_ms'])}; " + _fmt_cpu(x)
+                     + f"; server {x['server_cpu_us_per_message']} us CPU/message"))
         problems = x["problems"]
         verdict = ("every message delivered once, in order" if x["delivery_ok"] else
                    "PROBLEMS: " + ", ".join(f"{k}={v}" for k, v in problems.items() if v))
@@ -1080,6 +1188,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "benchmark CPUs to go quiet (a shared machine); 0: only measure and warn")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="sample the server with py-spy during each measured phase; write "
+                   "DIR/PHASE.raw (collapsed stacks) and DIR/PHASE.txt (top frames)")
     args = p.parse_args(argv)
     for name in ("clients", "logins", "pairs", "window", "idle"):
         if getattr(args, name) < 1:
@@ -1161,7 +1272,7 @@ def main(argv: list[str] | None = None) -> int:
             args.mechanism, not args.no_ssdp,
             tls_server_end_point(first_cert_der(dep.cert_file.read_bytes())))
         cpus = None if server_cpu is None or client_cpu is None else {server_cpu, client_cpu}
-        env = Env(args, cs, server, accounts, cpus)
+        env = Env(args, cs, server, accounts, cpus, Profiler(args.profile, server.pid))
         t0 = time.perf_counter()
         with asyncio.Runner(loop_factory=_new_loop) as runner:
             results = runner.run(run_phases(env))
@@ -1180,6 +1291,10 @@ def main(argv: list[str] | None = None) -> int:
             "run_seconds": round(time.perf_counter() - t0, 1),
             "results": results,
         }
+        if env.profiler.summaries:
+            report["server_profile"] = {
+                name: {"samples": p["samples"], "per": p["per"], "self_top": p["self"][:12]}
+                for name, p in env.profiler.summaries.items()}
     except BenchError as exc:
         say(f"FAILED: {exc}")
         return 1

@@ -18,7 +18,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
 
 if TYPE_CHECKING:
-    from conftest import Deployment
+    from tests.conftest import Deployment
 
 STEP_TIMEOUT = 10.0  # seconds for any single network step; tests have 60 s in all
 NS_CLIENT = "jabber:client"

@@ -17,15 +17,20 @@ CHUNK = 4096
 LIMITS = {"c2s": {"max_stanza_bytes": MAX_STANZA}}
 
 
-async def _send_in_chunks(client: RawClient, head: bytes, total: int) -> None:
-    """``head`` then filler up to ``total`` bytes in CHUNK-sized writes, with no end tag."""
+async def _send_in_chunks(client: RawClient, head: bytes, total: int) -> int:
+    """``head``, then filler up to ``total`` bytes in CHUNK-sized writes and never an end
+    tag; stops early once the server has closed. Returns the bytes written."""
     await client.send(head)
     sent = len(head)
     while sent < total:
         n = min(CHUNK, total - sent)
-        await client.send(b"A" * n)
+        try:
+            await client.send(b"A" * n)
+        except ConnectionError:
+            break  # the server already cut us off
         sent += n
         await asyncio.sleep(0.01)  # separate segments: the limit is crossed mid-stanza
+    return sent
 
 
 def _message(to: str, body_bytes: int) -> bytes:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import re
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 from slixmpp_helpers import (
     Client,
-    add_users,
     assert_empty,
     connect_and_start,
     disconnect,
@@ -23,6 +24,7 @@ from slixmpp_helpers import (
 )
 
 from stockade.server.server import Server
+from tests.conftest import Deployment, deployment_config
 
 ALICE, BOB = "alice@localhost", "bob@localhost"
 PASSWORDS = {ALICE: "alice's secret", BOB: "bob's secret"}
@@ -32,6 +34,23 @@ NS_DELAY = "urn:xmpp:delay"
 
 def client_for(deployment, jid: str, **kwargs: object) -> Client:
     return Client(jid, PASSWORDS[jid.split("/")[0]], deployment.ca_file, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def accounts_template(tmp_path_factory: pytest.TempPathFactory, ca) -> Path:
+    """A data directory where alice and bob were created once with the real CLI (so that
+    each test does not pay for two CLI runs); every test's server starts on a copy."""
+    template, _raw = deployment_config(tmp_path_factory.mktemp("accounts"), ca)
+    for jid, password in PASSWORDS.items():
+        template.add_user(jid, password)
+    return template.root / "data"
+
+
+@pytest.fixture
+def deployment(deployment: Deployment, accounts_template: Path) -> Deployment:
+    """The shared fixture's deployment, with alice and bob already registered."""
+    shutil.copytree(accounts_template, deployment.root / "data")
+    return deployment
 
 
 @pytest.fixture
@@ -46,7 +65,6 @@ async def clients(deployment) -> AsyncIterator[list[Client]]:
 async def pair(deployment, server: Server, clients: list[Client]) -> tuple[Client, Client]:
     """alice/desk and bob/phone online: roster requested, initial presence sent (and its
     reflection consumed)."""
-    await add_users(deployment, *PASSWORDS.items())
     alice, bob = client_for(deployment, ALICE + "/desk"), client_for(deployment, BOB + "/phone")
     clients.extend((alice, bob))
     for client in (alice, bob):
@@ -193,7 +211,6 @@ async def test_subscription_handshake_roster_pushes_and_presence(
 @pytest.mark.timeout(30)
 async def test_subscription_request_to_offline_contact_waits_for_initial_presence(
         deployment, server: Server, clients: list[Client]) -> None:
-    await add_users(deployment, *PASSWORDS.items())
     port = server.ports["starttls"][0]
     alice = client_for(deployment, ALICE + "/desk")
     clients.append(alice)
@@ -242,7 +259,6 @@ async def test_pre_approved_subscription_is_approved_without_asking(
 @pytest.mark.timeout(30)
 async def test_roster_set_is_pushed_to_interested_resources_only(
         deployment, server: Server, clients: list[Client]) -> None:
-    await add_users(deployment, (ALICE, PASSWORDS[ALICE]))
     one, two, quiet = (client_for(deployment, f"{ALICE}/{r}") for r in ("one", "two", "quiet"))
     clients.extend((one, two, quiet))
     port = server.ports["starttls"][0]
@@ -288,7 +304,6 @@ async def raw_roster_get(client: Client, ver: str | None):
 @pytest.mark.timeout(30)
 async def test_roster_versioning_up_to_date_ver_gets_empty_result(
         deployment, server: Server, clients: list[Client]) -> None:
-    await add_users(deployment, (ALICE, PASSWORDS[ALICE]))
     port = server.ports["starttls"][0]
     first = client_for(deployment, ALICE + "/first")
     clients.append(first)
@@ -317,7 +332,6 @@ async def test_roster_versioning_up_to_date_ver_gets_empty_result(
 @pytest.mark.timeout(30)
 async def test_slixmpp_uses_advertised_roster_versioning(
         deployment, server: Server, clients: list[Client]) -> None:
-    await add_users(deployment, (ALICE, PASSWORDS[ALICE]))
     port = server.ports["starttls"][0]
     first = client_for(deployment, ALICE + "/first")
     clients.append(first)
@@ -345,7 +359,6 @@ async def test_slixmpp_uses_advertised_roster_versioning(
 @pytest.mark.timeout(30)
 async def test_offline_messages_delivered_at_initial_presence_once(
         deployment, server: Server, clients: list[Client]) -> None:
-    await add_users(deployment, *PASSWORDS.items())
     port = server.ports["starttls"][0]
     alice = client_for(deployment, ALICE + "/desk")
     clients.append(alice)

@@ -25,6 +25,7 @@ class FakeConn:
     """Collects what the server delivers to one client."""
 
     peer = "test"
+    is_open = True
 
     def __init__(self) -> None:
         self.received: list[Element] = []
@@ -255,3 +256,16 @@ async def test_subscription_round_trip_and_pushes(host: Host) -> None:
     # Romeo's available presence reaches Juliet right after the approval (§3.1.5).
     assert any(e.name == "presence" and e.get("from") == "romeo@example.com/orchard"
                and e.get("type") is None for e in jconn.received)
+
+
+async def test_a_closing_connection_does_not_swallow_messages(host: Host) -> None:
+    """No accepted message is lost: a resource whose connection is closing is skipped."""
+    juliet, _ = await online(host, "juliet", "balcony")
+    _, romeo = await online(host, "romeo", "orchard")
+    romeo.is_open = False  # type: ignore[misc]
+    await send(host, juliet, message("romeo@example.com/orchard", body="keep me"))
+    await send(host, juliet, message("romeo@example.com", body="and me"))
+    assert romeo.messages() == []
+    stored = await host.storage.fetch_offline("romeo")
+    assert [("keep me" in m.stanza, "and me" in m.stanza) for m in stored] == [
+        (True, False), (False, True)]

@@ -88,6 +88,12 @@ class C2SConnection(asyncio.Protocol):
         log.debug("connection closed", extra={"peer": self.peer})
 
     # ------------------------------------------------------------------ Connection (session side)
+    @property
+    def is_open(self) -> bool:
+        """Whether stanzas handed over now can still be written."""
+        return (not self._closing and self.transport is not None
+                and not self.transport.is_closing())
+
     def deliver(self, el: Element) -> None:
         """Send a stanza to this client."""
         self.stream.send_element(el)

@@ -65,7 +65,7 @@ class Router:
             return None
         if to.resource is not None:
             target = self.host.session_for(to)
-            if target is not None:
+            if target is not None and target.is_reachable:
                 target.deliver(stanza.element)
                 return None
             if stanza.type == "groupchat":  # §8.5.3.2.1
@@ -80,8 +80,9 @@ class Router:
         if stanza.type == "groupchat":
             self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
             return None
+        # A connection that is closing cannot take the message: it goes to storage instead.
         sessions = [s for s in self.host.resources(bare.local) if s.available
-                    and s.priority >= 0]
+                    and s.priority >= 0 and s.is_reachable]
         if stanza.type == "headline":
             for s in sessions:
                 s.deliver(stanza.element)

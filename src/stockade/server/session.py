@@ -14,6 +14,10 @@ class Connection(Protocol):
 
     peer: str
 
+    @property
+    def is_open(self) -> bool:
+        """Whether stanzas handed over now can still reach the client."""
+
     def deliver(self, el: Element) -> None:
         """Queue a stanza for the client."""
 
@@ -49,3 +53,8 @@ class Session:
     def deliver(self, el: Element) -> None:
         """Send a stanza to this resource."""
         self.conn.deliver(el)
+
+    @property
+    def is_reachable(self) -> bool:
+        """Whether the connection can still take stanzas (not closing)."""
+        return self.conn.is_open

@@ -60,9 +60,11 @@ class Offline(Module):
             batch = await storage.fetch_offline(session.username, limit=200)
             if not batch:
                 return
+            if not session.is_reachable:
+                return  # kept for the next login
             for msg in batch:
                 session.conn.deliver_raw(_with_delay(msg.stanza, msg.stamp, self.host.domain))
-            # Deleted only once written to the connection; SM acks (XEP-0198) come later.
+            # Deleted only once handed to an open connection; XEP-0198 acks come later.
             await storage.delete_offline(session.username, [m.id for m in batch])
             if len(batch) < 200:
                 return
