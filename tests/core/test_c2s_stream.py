@@ -252,6 +252,8 @@ def test_bad_base64() -> None:
     d.to_tls()
     out = d.send(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>")
     assert b"<incorrect-encoding/>" in out
+    # Nothing was checked, so login throttling must not count it against anyone.
+    assert d.last(ev.AuthFailed) == ev.AuthFailed(None, "PLAIN", credentials_tested=False)
 
 
 def test_external_offered_only_with_a_client_certificate() -> None:

@@ -19,7 +19,7 @@ from stockade.core.jid import JID
     ("fussball@example.com", "fussball", "example.com", None),
     ("fußball@example.com", "fußball", "example.com", None),
     ("π@example.com", "π", "example.com", None),
-    ("Σ@example.com/foo", "σ", "example.com", "foo"),
+    ("Σ@example.com/foo", "σ", "example.com", "foo"),  # noqa: RUF001 - case mapping
     ("example.com", None, "example.com", None),
     ("example.com/foobar", None, "example.com", "foobar"),
     ("a.example.com/b@example.net", None, "a.example.com", "b@example.net"),
@@ -79,7 +79,8 @@ def test_any_text_parses_or_raises_jid_error(text: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.from_regex(r"[a-z0-9._-]{1,20}", fullmatch=True),
        st.from_regex(r"[a-z0-9]{1,10}(\.[a-z0-9]{1,10}){0,3}", fullmatch=True),
-       st.text(alphabet=st.characters(categories=("L", "N")), min_size=1, max_size=20))
+       st.text(alphabet="abcXYZ019 ._-éßπ@/", min_size=1, max_size=20).filter(
+           lambda r: r.strip() == r))
 def test_round_trip(local: str, domain: str, resource: str) -> None:
     jid = JID.make(local, domain, resource)
     assert JID.parse(str(jid)) == jid

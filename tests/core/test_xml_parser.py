@@ -92,7 +92,7 @@ def test_xml_lang_is_kept() -> None:
     (HEADER + b"<?php echo 1 ?>", SE.RESTRICTED_XML),
     (HEADER + b"<message><body></message>", SE.NOT_WELL_FORMED),
     (HEADER + b"<message><body>&foo;</body></message>", SE.NOT_WELL_FORMED),
-    (HEADER + b"<message>\xff\xfe</message>", SE.NOT_WELL_FORMED),
+    (HEADER + b"<message>\xff\xfe</message>", SE.UNSUPPORTED_ENCODING),  # §4.9.3.22
     (HEADER + b"<x:message/>", SE.BAD_NAMESPACE_PREFIX),
     (b"<stream xmlns='jabber:client'>", SE.INVALID_NAMESPACE),
     (b"<stream:stream xmlns:stream='urn:wrong'>", SE.INVALID_NAMESPACE),

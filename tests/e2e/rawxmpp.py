@@ -61,7 +61,6 @@ ACCOUNTS = {
     "alice": "alice-correct-horse",
     "bob": "bob-battery-staple",
     "carol": "carol-tr0ub4dor-3",
-    "dave": "dave-password-four",
 }
 
 FEATURES_END = re.compile(rb"</stream:features>|<stream:features\s*/>")
@@ -77,9 +76,13 @@ _STREAM_ERROR = re.compile(rb"<stream:error>(.*?)</stream:error>", re.S)
 _STREAM_CONDITION = re.compile(
     rb"<([a-z-]+) xmlns='urn:ietf:params:xml:ns:xmpp-streams'\s*/>")
 _BOUND_JID = re.compile(rb"<jid>([^<]+)</jid>")
+SASL_SUCCESS = re.compile(
+    rb"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'(?:/>|>[^<]*</success>)")
 ANY_MESSAGE = re.compile(rb"<message\b(?:[^>]*/>|[^>]*>.*?</message>)", re.S)
 
 Until = bytes | re.Pattern[bytes] | Callable[[bytes], bool]
+# The reads take ``timeout`` (ASYNC109 is silenced): a per-read deadline is this helper's API,
+# and each one is enforced inside with asyncio.wait_for on every socket read.
 
 
 def stream_header(to: str | None = DOMAIN, *, xmlns: str | None = NS_CLIENT,
@@ -163,10 +166,10 @@ class RawClient:
         self.writer.write(data.encode() if isinstance(data, str) else data)
         await asyncio.wait_for(self.writer.drain(), TIMEOUT)
 
-    async def _receive(self, timeout: float) -> bool:
+    async def _receive(self, seconds: float) -> bool:
         """Read once into the buffer; False on timeout. EOF or reset sets ``eof``."""
         try:
-            chunk = await asyncio.wait_for(self.reader.read(65536), timeout)
+            chunk = await asyncio.wait_for(self.reader.read(65536), seconds)
         except TimeoutError:
             return False
         except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
@@ -265,6 +268,10 @@ class RawClient:
         assert self.header_seen, data
         return data
 
+    async def restart(self) -> bytes:
+        """The stream restart after TLS or SASL (RFC 6120 §4.3.3): a new header, new features."""
+        return await self.open_stream()
+
     async def starttls(self) -> None:
         """``<starttls/>``, ``<proceed/>``, then the TLS handshake verifying 'localhost'."""
         await self.send(f"<starttls xmlns='{NS_TLS}'/>")
@@ -330,7 +337,7 @@ class RawClient:
         features = await self.open_stream()
         assert b"<starttls" in features, features
         await self.starttls()
-        features = await self.open_stream()
+        features = await self.restart()
         assert b"<mechanisms" in features, features
         return features
 
@@ -339,7 +346,7 @@ class RawClient:
         await self.to_sasl()
         outcome = await self.scram(username, password or ACCOUNTS[username])
         assert outcome.startswith(b"<success"), outcome
-        features = await self.open_stream()
+        features = await self.restart()
         assert f"<bind xmlns='{NS_BIND}'/>".encode() in features, features
         return features
 
@@ -416,14 +423,19 @@ class Harness:
         """A fresh client logs in and a message between two logged-in clients arrives.
 
         ``observer`` (the receiver, logged in before an attack) must get this message as the
-        first message since it logged in: nothing the attacker sent was delivered to it.
+        first thing since it logged in: nothing the attacker sent was delivered to it. (The
+        server routes synchronously before it writes the attacker's stream error, so anything
+        routed would already be in the observer's socket ahead of this message.)
         """
         alice = await self.login(sender)
         bob = observer or await self.login(receiver)
         body = f"still serving {secrets.token_hex(4)}"
         await alice.send(f"<message to='{bob.jid}' id='serving' type='chat'>"
                          f"<body>{body}</body></message>")
-        message = await bob.read_message()
+        data = await bob.read_until(ANY_MESSAGE)
+        # Nothing at all reached the receiver before this message (not even a presence).
+        assert ANY_MESSAGE.fullmatch(data), f"{bob.jid} received before it: {data!r}"
+        message = parse_stanza(data)
         assert body_of(message) == body, ET.tostring(message)
         assert message.get("from") == alice.jid, ET.tostring(message)
         await alice.ping("serving-ping")

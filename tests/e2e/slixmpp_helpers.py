@@ -8,20 +8,51 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import slixmpp
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
+from tests.conftest import deployment_config
 
 if TYPE_CHECKING:
+    import trustme
     from tests.conftest import Deployment
 
 STEP_TIMEOUT = 10.0  # seconds for any single network step; tests have 60 s in all
 NS_CLIENT = "jabber:client"
+ALICE, BOB = "alice@localhost", "bob@localhost"
+ACCOUNTS = {ALICE: "alice's secret", BOB: "bob's secret"}
+_TEMPLATES: dict[str, Any] = {}
+
+
+def registered_accounts() -> tuple[Callable[..., Path], Callable[..., Deployment]]:
+    """Fixtures ``accounts_template`` and an overriding ``deployment`` for a test module:
+    alice and bob are created once per session with the real CLI, and every test's server
+    starts on a copy of that data directory (two CLI runs per test would dominate the
+    run time). Use: ``accounts_template, deployment = registered_accounts()``."""
+
+    @pytest.fixture(scope="session")
+    def accounts_template(tmp_path_factory: pytest.TempPathFactory,
+                          ca: trustme.CA) -> Path:
+        if _TEMPLATES.get("ca") is not ca:  # shared by every module of the session
+            template, _raw = deployment_config(tmp_path_factory.mktemp("accounts"), ca)
+            for jid, password in ACCOUNTS.items():
+                template.add_user(jid, password)
+            _TEMPLATES.update(ca=ca, data=template.root / "data")
+        return _TEMPLATES["data"]
+
+    @pytest.fixture
+    def deployment(deployment: Deployment, accounts_template: Path) -> Deployment:
+        shutil.copytree(accounts_template, deployment.root / "data")
+        return deployment
+
+    return accounts_template, deployment
 
 
 class Client(slixmpp.ClientXMPP):

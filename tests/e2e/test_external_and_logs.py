@@ -17,11 +17,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from tests.conftest import Deployment, deployment_config
 
 from stockade.server.config import load_config
 from stockade.server.logs import JSONFormatter, TextFormatter
 from stockade.server.server import Server
-from tests.conftest import Deployment, deployment_config
 
 HEADER = (b"<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' "
           b"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")

@@ -70,7 +70,6 @@ async def test_restricted_markup_in_stream(tmp_path: Path, ca: trustme.CA, case:
             client = await h.login("alice")
         await client.send(IN_STREAM[case].replace(b"{to}", bob.jid.encode()))
         await client.expect_stream_error("restricted-xml")
-        assert await bob.collect(0.3) == b""
         await h.assert_still_serving(observer=bob)
 
 

@@ -33,7 +33,6 @@ async def test_spoofed_from_is_invalid_from(tmp_path: Path, ca: trustme.CA, spoo
         }[kind]
         await alice.send(stanza.format(f=SPOOFS[spoof], t=bob.jid))
         await alice.expect_stream_error("invalid-from")
-        assert await bob.collect(0.3) == b""
         await h.assert_still_serving(observer=bob)
 
 

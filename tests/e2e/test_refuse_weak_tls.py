@@ -26,7 +26,7 @@ from stockade.core.tls.clienthello import (
     TLSVersion,
     build_client_hello,
 )
-from tests.tlsprobe import probe
+from tlsprobe import probe
 
 #: Suites with both ECDSA and RSA authentication where both exist.
 CBC_AND_AEAD_FOR_OLD_VERSIONS = [0xC013, 0xC014, 0xC009, 0xC00A, 0x002F, 0x0035, 0x000A]
@@ -65,19 +65,35 @@ async def _probe(h: Harness, port_kind: str, hello: bytes) -> Alert | ServerHell
     return await asyncio.to_thread(probe, HOST, port, hello, starttls_xmpp_domain=xmpp)
 
 
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("cert", CERTS)
 @pytest.mark.parametrize("port_kind", PORTS)
 @pytest.mark.parametrize("case", list(REFUSED))
-async def test_weak_client_hello_gets_an_alert(tmp_path: Path, ca: trustme.CA, case: str,
-                                               port_kind: str, cert: str) -> None:
+async def test_weak_client_hello_never_gets_a_server_hello(
+        tmp_path: Path, ca: trustme.CA, case: str, port_kind: str, cert: str) -> None:
+    version, suites, _ = REFUSED[case]
+    hello = build_client_hello(version=version, cipher_suites=suites, server_name=DOMAIN)
+    async with running_server(tmp_path, ca, rsa_certificate=cert == "rsa") as h:
+        answer = await _probe(h, port_kind, hello)
+        # None: the server closed the connection without answering.
+        assert answer is None or (isinstance(answer, Alert) and answer.is_fatal), answer
+        await h.assert_still_serving()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("cert", CERTS)
+@pytest.mark.parametrize("port_kind", PORTS)
+@pytest.mark.parametrize("case", list(REFUSED))
+async def test_weak_client_hello_gets_a_fatal_alert(tmp_path: Path, ca: trustme.CA, case: str,
+                                                    port_kind: str, cert: str) -> None:
     version, suites, description = REFUSED[case]
     hello = build_client_hello(version=version, cipher_suites=suites, server_name=DOMAIN)
     async with running_server(tmp_path, ca, rsa_certificate=cert == "rsa") as h:
         answer = await _probe(h, port_kind, hello)
-        assert isinstance(answer, Alert), answer  # never a ServerHello
+        assert isinstance(answer, Alert), answer
         assert answer.is_fatal and answer.description == description, answer
-        await h.assert_still_serving()
 
 
 @pytest.mark.timeout(30)
@@ -137,10 +153,23 @@ async def test_stdlib_tls11_client_fails_the_handshake(tmp_path: Path, ca: trust
         with pytest.raises(ssl.SSLError) as refused:
             await asyncio.to_thread(_handshake, port, port_kind == "starttls",
                                     h.deployment.ca_file, ssl.TLSVersion.TLSv1_1)
-        # The server's alert, not a local "no protocols available".
-        assert refused.value.reason == "TLSV1_ALERT_PROTOCOL_VERSION", refused.value
+        # The ClientHello went out and the server refused it (not a local "no protocols").
+        assert refused.value.reason in ("TLSV1_ALERT_PROTOCOL_VERSION",
+                                        "UNEXPECTED_EOF_WHILE_READING"), refused.value
         # The same client allowed TLS 1.2 gets through: the refusal is about the version.
         version = await asyncio.to_thread(_handshake, port, port_kind == "starttls",
                                           h.deployment.ca_file, ssl.TLSVersion.TLSv1_2)
         assert version == "TLSv1.2"
         await h.assert_still_serving()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("port_kind", PORTS)
+async def test_stdlib_tls11_client_gets_protocol_version_alert(
+        tmp_path: Path, ca: trustme.CA, port_kind: str) -> None:
+    async with running_server(tmp_path, ca) as h:
+        port = h.server.ports[port_kind][0]
+        with pytest.raises(ssl.SSLError) as refused:
+            await asyncio.to_thread(_handshake, port, port_kind == "starttls",
+                                    h.deployment.ca_file, ssl.TLSVersion.TLSv1_1)
+        assert refused.value.reason == "TLSV1_ALERT_PROTOCOL_VERSION", refused.value

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import slixmpp
-
 from tests.conftest import Deployment, write_config
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import re
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 from slixmpp_helpers import (
+    ACCOUNTS,
+    ALICE,
+    BOB,
     Client,
     assert_empty,
     connect_and_start,
@@ -21,36 +22,20 @@ from slixmpp_helpers import (
     disconnect_all,
     next_item,
     next_matching,
+    registered_accounts,
 )
 
 from stockade.server.server import Server
-from tests.conftest import Deployment, deployment_config
 
-ALICE, BOB = "alice@localhost", "bob@localhost"
-PASSWORDS = {ALICE: "alice's secret", BOB: "bob's secret"}
 NS_ROSTER = "jabber:iq:roster"
 NS_DELAY = "urn:xmpp:delay"
 
 
 def client_for(deployment, jid: str, **kwargs: object) -> Client:
-    return Client(jid, PASSWORDS[jid.split("/")[0]], deployment.ca_file, **kwargs)
+    return Client(jid, ACCOUNTS[jid.split("/")[0]], deployment.ca_file, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def accounts_template(tmp_path_factory: pytest.TempPathFactory, ca) -> Path:
-    """A data directory where alice and bob were created once with the real CLI (so that
-    each test does not pay for two CLI runs); every test's server starts on a copy."""
-    template, _raw = deployment_config(tmp_path_factory.mktemp("accounts"), ca)
-    for jid, password in PASSWORDS.items():
-        template.add_user(jid, password)
-    return template.root / "data"
-
-
-@pytest.fixture
-def deployment(deployment: Deployment, accounts_template: Path) -> Deployment:
-    """The shared fixture's deployment, with alice and bob already registered."""
-    shutil.copytree(accounts_template, deployment.root / "data")
-    return deployment
+accounts_template, deployment = registered_accounts()
 
 
 @pytest.fixture
@@ -102,11 +87,14 @@ async def next_push(client: Client, contact: str) -> dict:
 @pytest.mark.timeout(30)
 async def test_chat_messages_both_ways(pair: tuple[Client, Client]) -> None:
     alice, bob = pair
+    sent: list[str] = []
+    alice.add_filter("out", lambda stanza: sent.append(str(stanza)) or stanza)
     alice.send_message(mto=BOB + "/phone", mbody="hi bob", mtype="chat")
     msg = await next_item(bob.messages, "alice's message")
     assert msg["body"] == "hi bob"
     assert msg["type"] == "chat"
-    assert msg["from"].full == "alice@localhost/desk"  # stamped by the server
+    assert "from=" not in sent[0]  # slixmpp leaves 'from' out ...
+    assert msg["from"].full == "alice@localhost/desk"  # ... the server stamps it (§8.1.2.1)
     assert msg["to"].full == "bob@localhost/phone"
 
     msg.reply("hi alice").send()
@@ -206,6 +194,108 @@ async def test_subscription_handshake_roster_pushes_and_presence(
                                    lambda p: p["from"].bare == ALICE
                                    and p["type"] == "unavailable")
         assert gone["from"].full == "alice@localhost/desk"
+
+
+async def make_mutual(alice: Client, bob: Client) -> None:
+    """Subscribe both ways (each approving the other's request); wait for the pushes."""
+    for asker, approver in ((alice, bob), (bob, alice)):
+        asker.send_presence_subscription(pto=approver.boundjid.bare)
+        await next_matching(approver.presences, "subscribe",
+                            presence_from(asker.boundjid.bare, "subscribe"))
+        approver.send_presence(pto=asker.boundjid.bare, ptype="subscribed")
+    for client, contact in ((alice, BOB), (bob, ALICE)):
+        await next_matching(client.roster_pushes, f"'both' push to {client.boundjid}",
+                            lambda iq, c=contact: push_item(iq)[1]["jid"] == c
+                            and push_item(iq)[1]["subscription"] == "both")
+    assert "desk" in bob.client_roster[ALICE].resources
+    assert "phone" in alice.client_roster[BOB].resources
+
+
+def drain(queue: asyncio.Queue) -> list:
+    """Everything queued so far."""
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+async def mutual_pair(pair: tuple[Client, Client]) -> tuple[Client, Client]:
+    alice, bob = pair
+    await make_mutual(alice, bob)
+    await asyncio.sleep(0.1)
+    for queue in (alice.presences, bob.presences, alice.roster_pushes, bob.roster_pushes):
+        drain(queue)
+    return alice, bob
+
+
+@pytest.mark.timeout(30)
+async def test_cancelling_a_subscription_sends_unavailable_first(
+        pair: tuple[Client, Client]) -> None:
+    alice, bob = await mutual_pair(pair)
+    # RFC 6121 §3.2: alice cancels bob's subscription to her presence.
+    alice.send_presence(pto=BOB, ptype="unsubscribed")
+    gone = await next_matching(bob.presences, "alice's unavailable presence",
+                               lambda p: p["from"].bare == ALICE
+                               and p["type"] in ("unavailable", "unsubscribed"))
+    assert (gone["from"].full, gone["type"]) == ("alice@localhost/desk", "unavailable")
+    await next_matching(bob.presences, "unsubscribed from alice",
+                        presence_from(ALICE, "unsubscribed"))
+    assert (await next_push(alice, BOB))["subscription"] == "to"
+    assert (await next_push(bob, ALICE))["subscription"] == "from"
+
+
+@pytest.mark.timeout(30)
+async def test_removing_a_contact_cancels_both_subscriptions(
+        pair: tuple[Client, Client]) -> None:
+    alice, bob = await mutual_pair(pair)
+    result = await alice.del_roster_item(BOB)
+    assert result["type"] == "result"
+    # RFC 6121 §2.5.2: alice's push says 'remove'; bob is told both directions are over.
+    await next_matching(alice.roster_pushes, "'remove' push",
+                        lambda iq: push_item(iq)[1]["subscription"] == "remove")
+    await next_matching(bob.presences, "unsubscribe from alice",
+                        presence_from(ALICE, "unsubscribe"))
+    await next_matching(bob.presences, "unsubscribed from alice",
+                        presence_from(ALICE, "unsubscribed"))
+    await next_matching(bob.roster_pushes, "bob's push for alice",
+                        lambda iq: push_item(iq)[1]["subscription"] == "none")
+    # Presence no longer flows either way.
+    alice.send_presence(pstatus="still here")
+    bob.send_presence(pstatus="me too")
+    await next_matching(alice.presences, "own reflected presence",
+                        lambda p: p["from"] == alice.boundjid and p["status"] == "still here")
+    await next_matching(bob.presences, "own reflected presence",
+                        lambda p: p["from"] == bob.boundjid and p["status"] == "me too")
+    await asyncio.sleep(0.2)
+    for client, contact in ((alice, BOB), (bob, ALICE)):
+        leaked = [p for p in drain(client.presences)
+                  if p["from"].bare == contact and p["type"] != "unavailable"]
+        assert not leaked, leaked
+
+
+@pytest.mark.timeout(30)
+async def test_removing_a_contact_sends_unavailable_to_the_contact(
+        pair: tuple[Client, Client]) -> None:
+    """RFC 6121 §2.5.2 + §3.2.2: the contact's client must stop showing the user online."""
+    alice, bob = await mutual_pair(pair)
+    await alice.del_roster_item(BOB)
+    await next_matching(bob.presences, "alice's unavailable presence",
+                        presence_from(ALICE + "/desk", "unavailable"))
+
+
+@pytest.mark.timeout(30)
+async def test_directed_presence_is_followed_by_unavailable(
+        pair: tuple[Client, Client]) -> None:
+    alice, bob = pair
+    # RFC 6121 §4.6: no subscription, but alice tells bob/phone she is here ...
+    alice.send_presence(pto=BOB + "/phone", pstatus="psst")
+    directed = await next_matching(bob.presences, "directed presence",
+                                   presence_from(ALICE + "/desk", "available"))
+    assert directed["status"] == "psst"
+    # ... so when her session ends, bob/phone learns she is gone (§4.6.3).
+    await disconnect(alice)
+    await next_matching(bob.presences, "unavailable after directed presence",
+                        presence_from(ALICE + "/desk", "unavailable"))
 
 
 @pytest.mark.timeout(30)
@@ -397,8 +487,32 @@ async def test_offline_messages_delivered_at_initial_presence_once(
     await connect_and_start(again, port, presence=True)
     await next_matching(again.presences, "own presence", presence_from(BOB + "/phone",
                                                                         "available"))
-    await assert_empty(again.messages, "offline message delivered on a second login",
-                       wait=0.5)
+    await assert_empty(again.messages, "offline message delivered on a second login")
+
+
+@pytest.mark.timeout(30)
+async def test_offline_messages_wait_for_non_negative_priority(
+        deployment, server: Server, clients: list[Client]) -> None:
+    """XEP-0160 §2: stored messages go out on the next non-negative presence, even when it is
+    not the initial one."""
+    port = server.ports["starttls"][0]
+    alice = client_for(deployment, ALICE + "/desk")
+    bob = client_for(deployment, BOB + "/phone")
+    clients.extend((alice, bob))
+    await connect_and_start(alice, port, presence=True)
+    await connect_and_start(bob, port)
+    bob.send_presence(ppriority=-1)
+    await next_matching(bob.presences, "own presence", presence_from(BOB + "/phone",
+                                                                      "available"))
+    # RFC 6121 §8.5.2.1.1: a negative-priority resource never gets messages to the bare JID;
+    # with no other resource the message is stored (§8.5.2.2).
+    alice.send_message(mto=BOB, mbody="for when you are really here", mtype="chat")
+    await alice.plugin["xep_0199"].send_ping("localhost", timeout=5)
+    await assert_empty(bob.messages, "bare-JID message at negative priority")
+    bob.send_presence(ppriority=1)
+    msg = await next_item(bob.messages, "stored message after priority became non-negative")
+    assert msg["body"] == "for when you are really here"
+    assert msg.xml.find(f"{{{NS_DELAY}}}delay") is not None
 
 
 # ---------------------------------------------------------------------------- disco, ping
@@ -419,26 +533,16 @@ async def test_disco_info_of_the_server(pair: tuple[Client, Client]) -> None:
 
 
 @pytest.mark.timeout(30)
-async def test_ping_the_server(pair: tuple[Client, Client]) -> None:
+@pytest.mark.parametrize("target", ["localhost", ALICE])
+async def test_ping(pair: tuple[Client, Client], target: str) -> None:
     alice, _bob = pair
     # send_ping, not ping(): slixmpp's ping() reports success even on an error reply.
-    pong = await alice.plugin["xep_0199"].send_ping("localhost", timeout=5)
+    pong = await alice.plugin["xep_0199"].send_ping(target, timeout=5)
     assert pong["type"] == "result"
-    assert pong["from"].full == "localhost"
     assert pong["to"].full == "alice@localhost/desk"
-
-
-@pytest.mark.timeout(30)
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: an IQ to the user's own bare JID is answered on behalf of the account, "
-    "but the ping result says from='localhost' (RFC 6120 §8.1.2.1: no 'from' or the "
-    "account's bare JID); xep0199_ping.on_ping stamps the host domain whenever 'to' is set"))
-async def test_ping_own_bare_jid_is_answered_on_behalf_of_the_account(
-        pair: tuple[Client, Client]) -> None:
-    alice, _bob = pair
-    pong = await alice.plugin["xep_0199"].send_ping(ALICE, timeout=5)
-    assert pong["type"] == "result"
-    assert pong["from"].full in ("", ALICE)
+    # RFC 6120 §8.1.2.1: from the server itself, or on behalf of the account (bare JID or
+    # no 'from' at all).
+    assert pong["from"].full == target or (target == ALICE and not pong["from"])
 
 
 # ---------------------------------------------------------------------------- errors

@@ -3,15 +3,27 @@ accounts managed with the real ``stockade`` CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 
 import pytest
-from slixmpp_helpers import Client, add_users, cli, connect_and_start, disconnect, login
+from slixmpp_helpers import (
+    ACCOUNTS,
+    ALICE,
+    Client,
+    add_users,
+    cli,
+    connect_and_start,
+    disconnect,
+    login,
+    registered_accounts,
+)
 
 from stockade.server.server import Server
 
-ALICE, ALICE_PW = "alice@localhost", "correct horse battery staple"
+ALICE_PW = ACCOUNTS[ALICE]
+accounts_template, deployment = registered_accounts()
 
 
 def server_logins(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
@@ -40,8 +52,9 @@ def _server_logs(caplog: pytest.LogCaptureFixture) -> None:
 @pytest.mark.timeout(30)
 async def test_starttls_scram_login_binds_requested_resource(
         deployment, server: Server, caplog: pytest.LogCaptureFixture) -> None:
-    await add_users(deployment, (ALICE, ALICE_PW))
-    client = Client(ALICE + "/desk", ALICE_PW, deployment.ca_file)
+    # An account created with the CLI while the server runs can log in at once.
+    await add_users(deployment, ("carol@localhost", "carol's passphrase"))
+    client = Client("carol@localhost/desk", "carol's passphrase", deployment.ca_file)
     try:
         await connect_and_start(client, server.ports["starttls"][0])
         assert "starttls" in client.features  # upgraded in-band, not direct TLS
@@ -51,8 +64,8 @@ async def test_starttls_scram_login_binds_requested_resource(
         assert raw.index("<proceed") < raw.index("<mechanisms")
         assert "<mechanism>PLAIN</mechanism>" not in raw[:raw.index("<proceed")]
         assert client.mechanism is not None and client.mechanism.startswith("SCRAM-SHA-")
-        assert server_logins(caplog) == [("alice", client.mechanism)]
-        assert client.boundjid.full == "alice@localhost/desk"
+        assert server_logins(caplog) == [("carol", client.mechanism)]
+        assert client.boundjid.full == "carol@localhost/desk"
         assert client.boundjid.resource == "desk"
         # The session is usable: the server answers a ping.
         pong = await client.plugin["xep_0199"].send_ping("localhost", timeout=5)
@@ -64,7 +77,6 @@ async def test_starttls_scram_login_binds_requested_resource(
 @pytest.mark.timeout(30)
 async def test_server_generates_distinct_resources_when_none_requested(
         deployment, server: Server) -> None:
-    await add_users(deployment, (ALICE, ALICE_PW))
     first = Client(ALICE, ALICE_PW, deployment.ca_file)
     second = Client(ALICE, ALICE_PW, deployment.ca_file)
     try:
@@ -87,7 +99,6 @@ async def test_server_generates_distinct_resources_when_none_requested(
 async def test_each_scram_mechanism_logs_in(deployment, server: Server,
                                             caplog: pytest.LogCaptureFixture,
                                             mechanism: str) -> None:
-    await add_users(deployment, (ALICE, ALICE_PW))
     client = Client(ALICE + "/scram", ALICE_PW, deployment.ca_file, sasl_mech=mechanism)
     try:
         await connect_and_start(client, server.ports["starttls"][0])
@@ -100,7 +111,6 @@ async def test_each_scram_mechanism_logs_in(deployment, server: Server,
 @pytest.mark.timeout(30)
 async def test_direct_tls_login(deployment, server: Server,
                                 caplog: pytest.LogCaptureFixture) -> None:
-    await add_users(deployment, (ALICE, ALICE_PW))
     client = Client(ALICE + "/direct", ALICE_PW, deployment.ca_file, direct_tls=True)
     try:
         await connect_and_start(client, server.ports["direct_tls"][0])
@@ -119,7 +129,6 @@ async def test_direct_tls_login(deployment, server: Server,
 @pytest.mark.timeout(30)
 async def test_plain_forced_works_over_tls(deployment, server: Server,
                                            caplog: pytest.LogCaptureFixture) -> None:
-    await add_users(deployment, (ALICE, ALICE_PW))
     client = Client(ALICE + "/plain", ALICE_PW, deployment.ca_file, sasl_mech="PLAIN")
     try:
         await connect_and_start(client, server.ports["starttls"][0])
@@ -136,7 +145,6 @@ async def test_plain_forced_works_over_tls(deployment, server: Server,
 async def test_wrong_password_fails(deployment, server: Server,
                                     caplog: pytest.LogCaptureFixture,
                                     mechanism: str | None) -> None:
-    await add_users(deployment, (ALICE, ALICE_PW))
     client = Client(ALICE + "/x", "not the password", deployment.ca_file, sasl_mech=mechanism)
     started: list[object] = []
     client.add_event_handler("session_start", started.append)
@@ -153,7 +161,6 @@ async def test_wrong_password_fails(deployment, server: Server,
 
 @pytest.mark.timeout(30)
 async def test_deleted_account_can_no_longer_log_in(deployment, server: Server) -> None:
-    await add_users(deployment, (ALICE, ALICE_PW))
     before = Client(ALICE + "/before", ALICE_PW, deployment.ca_file)
     await connect_and_start(before, server.ports["starttls"][0])
     await disconnect(before)
@@ -170,7 +177,6 @@ async def test_deleted_account_can_no_longer_log_in(deployment, server: Server) 
 
 @pytest.mark.timeout(30)
 async def test_changed_password_old_fails_new_works(deployment, server: Server) -> None:
-    await add_users(deployment, (ALICE, ALICE_PW))
     new_pw = "a brand new passphrase"
     await cli(deployment, "user", "passwd", ALICE, stdin=new_pw + "\n")
 
@@ -186,3 +192,37 @@ async def test_changed_password_old_fails_new_works(deployment, server: Server) 
             assert new.boundjid.full == "alice@localhost/new"
         finally:
             await disconnect(new)
+
+
+@pytest.mark.timeout(30)
+async def test_tls12_client_logs_in(deployment, server: Server,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    # SCRAM without -PLUS: on TLS 1.2 slixmpp would pick SCRAM-*-PLUS with tls-unique, which
+    # the server does not offer (it advertises only tls-server-end-point, XEP-0440).
+    client = Client(ALICE + "/old", ALICE_PW, deployment.ca_file, sasl_mech="SCRAM-SHA-256")
+    client.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        await connect_and_start(client, server.ports["starttls"][0])
+        assert assert_verified_tls(client).version() == "TLSv1.2"
+        assert server_logins(caplog) == [("alice", "SCRAM-SHA-256")]
+    finally:
+        await disconnect(client)
+
+
+@pytest.mark.timeout(30)
+async def test_same_resource_again_replaces_the_old_session(deployment, server: Server) -> None:
+    old = Client(ALICE + "/desk", ALICE_PW, deployment.ca_file)
+    new = Client(ALICE + "/desk", ALICE_PW, deployment.ca_file)
+    try:
+        await connect_and_start(old, server.ports["starttls"][0])
+        kicked = asyncio.ensure_future(old.wait_until("disconnected", 5))
+        await connect_and_start(new, server.ports["starttls"][0])
+        await kicked
+        # RFC 6120 §7.7.2.2 (default policy kick_old): the old stream ends with <conflict/>.
+        assert [e["condition"] for e in old.stream_errors] == ["conflict"]
+        assert new.boundjid.full == "alice@localhost/desk"
+        pong = await new.plugin["xep_0199"].send_ping("localhost", timeout=5)
+        assert pong["type"] == "result"
+    finally:
+        await disconnect(old)
+        await disconnect(new)

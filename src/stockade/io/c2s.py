@@ -18,6 +18,7 @@ from stockade.core.errors import StanzaError, StreamErrorCondition
 from stockade.core.stream import events as ev
 from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
 from stockade.core.xml import Element
+from stockade.io.tlslayer import TLSFailed, TLSLayer
 
 if TYPE_CHECKING:
     from stockade.server.server import Server
@@ -46,7 +47,7 @@ class C2SConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self.peer_cert: bytes | None = None
-        self._early_tls_data: list[bytes] | None = None
+        self._tls: TLSLayer | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -59,17 +60,32 @@ class C2SConnection(asyncio.Protocol):
         timeout = self.server.config["c2s"]["auth_timeout_s"]
         self._timer = asyncio.get_running_loop().call_later(timeout, self._auth_timeout)
         if self.direct_tls:
-            self._tls_up(self.transport)
+            self._tls = TLSLayer(self.ssl_context)
 
     def data_received(self, data: bytes) -> None:
-        """Feed the core and act on what it reports."""
-        if self._early_tls_data is not None:
-            # Decrypted bytes can arrive before the start_tls() task resumes; they are
-            # from the new stream, so keep them for it (never plaintext: reading was
-            # paused before the TLS layer took the socket over).
-            self._early_tls_data.append(data)
-            return
+        """Decrypt if TLS is on, feed the core and act on what it reports."""
+        if self._tls is not None:
+            data = self._tls_receive(self._tls, data)
+            if not data:
+                return
         self._handle(self.stream.receive_data(data))
+
+    def _tls_receive(self, tls: TLSLayer, data: bytes) -> bytes:
+        try:
+            plaintext, completed, to_send = tls.receive(data)
+        except TLSFailed as exc:
+            log.info("TLS failed", extra={"peer": self.peer, "reason": exc.reason})
+            self._write_raw(exc.alert)  # RFC 8446 §4.1.1: the fatal alert goes out first
+            self._closing = True
+            if self.transport is not None:
+                self.transport.close()
+            return b""
+        self._write_raw(to_send)
+        if completed:
+            self._tls_up(tls)
+        if tls.is_closed:
+            self._close_transport()
+        return plaintext
 
     def eof_received(self) -> bool | None:
         """The peer half-closed: we close too."""
@@ -153,36 +169,14 @@ class C2SConnection(asyncio.Protocol):
             event.stanza, self.session)
 
     def _on_starttls(self, _event: ev.StartTLSRequested) -> None:
-        assert self.transport is not None
+        # <proceed/> goes out in plaintext; every byte read from now on is TLS. The core has
+        # already dropped, unparsed, whatever followed <starttls/> in the same read
+        # (STARTTLS injection, CVE-2011-0411).
         self._flush()
-        # SECURITY: stop reading now, so no plaintext byte reaches the core or the TLS layer
-        # from before the handshake (STARTTLS injection, CVE-2011-0411).
-        self.transport.pause_reading()
-        self._spawn(self._start_tls())
+        self._tls = TLSLayer(self.ssl_context)
 
-    async def _start_tls(self) -> None:
-        assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        self._early_tls_data = []
-        try:
-            tls = await loop.start_tls(self.transport, self, self.ssl_context,
-                                       server_side=True, ssl_handshake_timeout=15)
-        except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            log.info("TLS handshake failed", extra={"peer": self.peer,
-                                                     "reason": type(exc).__name__})
-            self._close_transport()
-            return
-        if tls is None:
-            return
-        self.transport = tls
-        self._tls_up(tls)
-        early, self._early_tls_data = self._early_tls_data, None
-        for data in early or ():
-            self.data_received(data)
-
-    def _tls_up(self, transport: asyncio.Transport) -> None:
-        ssl_obj = transport.get_extra_info("ssl_object")
-        peer_der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+    def _tls_up(self, tls: TLSLayer) -> None:
+        peer_der = tls.ssl_object.getpeercert(binary_form=True)
         self.peer_cert = peer_der
         self.stream.tls_established(self.server.channel_binding, has_client_cert=bool(peer_der))
 
@@ -210,7 +204,8 @@ class C2SConnection(asyncio.Protocol):
                                          "mechanism": event.mechanism})
 
     def _on_auth_failed(self, event: ev.AuthFailed) -> None:
-        self.server.record_login_failure(self.peer, event.username, time.monotonic())
+        if event.credentials_tested:
+            self.server.record_login_failure(self.peer, event.username, time.monotonic())
         log.info("authentication failed", extra={"peer": self.peer,
                                                  "mechanism": event.mechanism})
 
@@ -243,6 +238,16 @@ class C2SConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ plumbing
     def _flush(self) -> None:
         data = self.stream.data_to_send()
+        if not data:
+            return
+        tls = self._tls
+        if tls is None:
+            self._write_raw(data)
+        elif tls.is_established:
+            self._write_raw(tls.send(data))
+        # else: mid-handshake there is no channel to write on; nothing is sent in clear
+
+    def _write_raw(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
@@ -250,6 +255,8 @@ class C2SConnection(asyncio.Protocol):
         self._closing = True
         if self.transport is not None and not self.transport.is_closing():
             self._flush()
+            if self._tls is not None:
+                self._write_raw(self._tls.close())
             self.transport.close()
 
     def _auth_timeout(self) -> None:

@@ -129,8 +129,7 @@ class Server:
                 listener = await loop.create_server(
                     lambda direct=direct: C2SConnection(self, policy, self._context(),
                                                         direct_tls=direct),
-                    host.strip("[]"), int(port),
-                    ssl=self._context() if direct else None, reuse_address=True)
+                    host.strip("[]"), int(port), reuse_address=True)
                 self._listeners.append(listener)
                 self.ports[kind].extend(s.getsockname()[1] for s in listener.sockets)
         log.info("listening", extra={"ports": self.ports, "domains": list(self.hosts)})

@@ -31,14 +31,13 @@ class Connection(Protocol):
 class Session:
     """One resource of one account, online on one connection."""
 
-    __slots__ = ("available", "conn", "directed", "initial_presence_done", "interested",
+    __slots__ = ("available", "conn", "directed", "interested",
                  "jid", "presence", "priority")
 
     def __init__(self, jid: JID, conn: Connection) -> None:
         self.jid = jid
         self.conn = conn
         self.available = False  # has sent available presence (RFC 6121 §4.2)
-        self.initial_presence_done = False
         self.priority = 0
         self.presence: Element | None = None  # last available presence broadcast
         self.interested = False  # requested the roster (RFC 6121 §2.1.6: gets pushes)

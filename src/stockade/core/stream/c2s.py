@@ -126,6 +126,7 @@ class C2SServerStream:
         self._offered: tuple[str, ...] = ()
         self._bind_id = ""
         self._pending_user: str | None = None
+        self._refuse = False
 
     # ------------------------------------------------------------------ I/O boundary
     def receive_data(self, data: bytes) -> list[ev.Event]:
@@ -198,7 +199,10 @@ class C2SServerStream:
                     self._finish_plain(credential, refuse, out)
                 else:
                     assert self._scram is not None
-                    challenge = self._scram.respond_first(None if refuse else credential)
+                    # SECURITY: a refused (throttled) attempt still shows the real salt, so
+                    # throttling does not reveal which accounts exist; it fails at the end.
+                    self._refuse = refuse
+                    challenge = self._scram.respond_first(credential)
                     self.phase = Phase.SASL_STEP
                     self._send_sasl("challenge", challenge)
             except SASLFailure as exc:
@@ -487,6 +491,8 @@ class C2SServerStream:
                 self._start_scram(self._mechanism, payload, out)
                 return
             server_final = self._scram.finish(payload)
+            if self._refuse:
+                raise SASLFailure(SF.NOT_AUTHORIZED)
             assert self._pending_user is not None
             self._sasl_success(self._pending_user, server_final, out)
         except SASLFailure as exc:
@@ -512,11 +518,11 @@ class C2SServerStream:
         if jid.resource is not None or jid.local != username or jid.domain != self.domain:
             raise SASLFailure(SF.INVALID_AUTHZID)
 
-    def _on_abort(self, _el: Element, out: list[ev.Event]) -> None:
+    def _on_abort(self, _el: Element, _out: list[ev.Event]) -> None:
+        # An abort proves nothing about credentials, so it is no failed login (throttling).
         self._scram = None
         self._send(_sasl_failure(SF.ABORTED))
         self.phase = Phase.SASL
-        out.append(ev.AuthFailed(self._pending_user, self._mechanism))
 
     def _sasl_success(self, username: str, additional: bytes | None,
                       out: list[ev.Event]) -> None:
@@ -536,7 +542,8 @@ class C2SServerStream:
         # Every credential failure looks the same: not-authorized (RFC 6120 §6.5.10).
         self._send(_sasl_failure(exc.condition))
         self.phase = Phase.SASL
-        out.append(ev.AuthFailed(self._pending_user, self._mechanism))
+        out.append(ev.AuthFailed(self._pending_user, self._mechanism,
+                                 exc.condition is SF.NOT_AUTHORIZED))
         if exc.condition in (SF.NOT_AUTHORIZED, SF.INVALID_AUTHZID, SF.MALFORMED_REQUEST,
                              SF.INCORRECT_ENCODING):
             self._failures += 1
@@ -581,7 +588,11 @@ class C2SServerStream:
             stanza = parse_stanza(el)
         except StanzaError as err:
             if el.get("type") != "error":
-                self._send(error_reply(el, err))
+                # The reply must not echo a malformed address back as its 'from'.
+                reply = error_reply(el.copy({k: v for k, v in el.attrs.items()
+                                             if k not in ("to", "from")}), err)
+                reply.attrs["to"] = str(self.jid)
+                self._send(reply)
             return
         out.append(ev.StanzaReceived(self._stamp_from(stanza)))
 

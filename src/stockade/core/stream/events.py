@@ -48,10 +48,15 @@ class AuthSucceeded:
 
 @dataclass(frozen=True, slots=True)
 class AuthFailed:
-    """A SASL attempt failed (``username`` is None when it was never learnt)."""
+    """A SASL attempt failed (``username`` is None when it was never learnt).
+
+    ``credentials_tested`` is True when a password or proof was actually checked (the
+    failures that login throttling counts), False for malformed or unsupported requests.
+    """
 
     username: str | None
     mechanism: str
+    credentials_tested: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ processing instructions) ends the stream with ``restricted-xml``; size and depth
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from typing import Any
 from xml.parsers import expat
@@ -70,6 +71,8 @@ class XMLStreamParser:
         self._ended = False
         self._ns_decls: dict[str, str] = {}
         self._parser = self._make_expat()
+        # Expat reports bad UTF-8 as a bad token; RFC 6120 §4.9.3.22 wants its own error.
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
 
     def _make_expat(self) -> Any:
         p = expat.ParserCreate(encoding="UTF-8", namespace_separator=_SEP)
@@ -112,6 +115,10 @@ class XMLStreamParser:
         if self._ended:
             return []
         self._fed += len(data)
+        try:
+            self._utf8.decode(data)
+        except UnicodeDecodeError:
+            raise RemoteProtocolError(SE.UNSUPPORTED_ENCODING, "invalid UTF-8") from None
         try:
             self._parser.Parse(data, False)
         except expat.ExpatError as exc:

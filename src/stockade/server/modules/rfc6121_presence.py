@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 
-from stockade.core.im.subscription import Subscription as Sub
 from stockade.core.im.subscription import (
     PresenceNotice,
     SubscriptionKind,
@@ -17,6 +16,7 @@ from stockade.core.im.subscription import (
     process_inbound,
     process_outbound,
 )
+from stockade.core.im.subscription import Subscription as Sub
 from stockade.core.jid import JID
 from stockade.core.stanza import NS_CLIENT, Stanza
 from stockade.core.xml import Element, serialize
@@ -66,6 +66,7 @@ class Presence(Module):
         """§4.2 initial presence, §4.4 updates, §4.5 unavailable."""
         available = stanza.type == ""
         initial = available and not session.available
+        could_take_offline = session.available and session.priority >= 0
         session.available = available
         session.priority = _priority(stanza.element) if available else 0
         session.presence = stanza.element if available else None
@@ -84,6 +85,10 @@ class Presence(Module):
         session.deliver(stanza.element)  # §4.2.2: the server reflects presence to the user
         if initial:
             await self._after_initial(session, items)
+        if session.priority >= 0 and not could_take_offline:
+            # XEP-0160 §2: stored messages go out on the next non-negative presence, the
+            # initial one or a later change from a negative priority.
+            await self.host.offline.deliver(session)
 
     async def _after_initial(self, session: Session, items: list[RosterItem]) -> None:
         """Probes for the contacts' presence (§4.3), pending requests (§3.1.3), offline."""
@@ -92,9 +97,6 @@ class Presence(Module):
                 await self._answer_probe(JID.parse(item.jid), session.jid.bare, session.jid)
         for _jid, text in await self.host.storage.list_pending_subscriptions(session.username):
             session.conn.deliver_raw(text)
-        if session.priority >= 0 and not session.initial_presence_done:
-            session.initial_presence_done = True
-            await self.host.offline.deliver(session)
 
     async def _answer_probe(self, contact: JID, user_bare: JID, reply_to: JID) -> None:
         """§4.3.2: tell ``reply_to`` the presence of ``contact`` if ``user_bare`` may see it."""
@@ -136,22 +138,28 @@ class Presence(Module):
     # ------------------------------------------------------------------ subscriptions §3
     async def _outbound_subscription(self, stanza: Stanza, session: Session,
                                      contact: JID) -> None:
-        user = session.jid.bare
-        kind = SubscriptionKind(stanza.type)
-        old_item = await self.host.storage.get_roster_item(session.username, str(contact))
-        pending = await self._has_pending(session.username, contact)
+        await self.outbound_subscription(session.username, contact,
+                                         SubscriptionKind(stanza.type), stanza.element)
+
+    async def outbound_subscription(self, username: str, contact: JID,
+                                    kind: SubscriptionKind, element: Element, *,
+                                    push: bool = True) -> None:
+        """A subscription stanza the user sends to ``contact`` (§3, App. A.2)."""
+        user = JID(username, self.host.domain, None)
+        old_item = await self.host.storage.get_roster_item(username, str(contact))
+        pending = await self._has_pending(username, contact)
         result = process_outbound(_state(old_item, pending), kind)
-        await self._store(session.username, contact, old_item, pending, result.state,
-                          result.push)
+        await self._store(username, contact, old_item, pending, result.state,
+                          result.push and push)
         if not result.route:
             return
         notice = result.presence_to_contact
         if notice is PresenceNotice.UNAVAILABLE:  # §3.2.2: before the routed 'unsubscribed'
-            self._notify(session.username, contact, notice)
+            self._notify(username, contact, notice)
         # §3.1.2: the user's server stamps the bare JID on subscription stanzas.
-        await self.inbound_subscription(contact, user, kind, stanza.element)
+        await self.inbound_subscription(contact, user, kind, element)
         if notice is PresenceNotice.CURRENT:  # §3.1.5: after the routed 'subscribed'
-            self._notify(session.username, contact, notice)
+            self._notify(username, contact, notice)
 
     def _notify(self, username: str, contact: JID, notice: PresenceNotice) -> None:
         """Send ``contact`` the presence of each available resource (or 'unavailable')."""
@@ -221,14 +229,17 @@ class Presence(Module):
 
     async def on_roster_remove(self, username: str, contact: JID, item: RosterItem) -> None:
         """§2.5.2: removing a contact cancels the subscription both ways."""
+        # Processed as if the user had sent them, so the contact also gets 'unavailable'
+        # before the 'unsubscribed' (§3.2.2). The roster module pushes the removal itself.
         user = JID(username, self.host.domain, None)
         if item.subscription in _CONTACT_SEES or await self._has_pending(username, contact):
-            await self.inbound_subscription(contact, user, SubscriptionKind.UNSUBSCRIBED,
-                                            _presence(user, contact, "unsubscribed"))
-            await self.host.storage.remove_pending_subscription(username, str(contact))
+            await self.outbound_subscription(username, contact, SubscriptionKind.UNSUBSCRIBED,
+                                             _presence(user, contact, "unsubscribed"),
+                                             push=False)
         if item.subscription in _SEES_CONTACT or item.ask:
-            await self.inbound_subscription(contact, user, SubscriptionKind.UNSUBSCRIBE,
-                                            _presence(user, contact, "unsubscribe"))
+            await self.outbound_subscription(username, contact, SubscriptionKind.UNSUBSCRIBE,
+                                             _presence(user, contact, "unsubscribe"),
+                                             push=False)
 
     # ------------------------------------------------------------------ session end
     async def on_session_end(self, session: Session) -> None:

@@ -28,6 +28,8 @@ def item_element(item: RosterItem, subscription: str | None = None) -> Element:
         attrs["name"] = item.name
     if item.ask and subscription is None:
         attrs["ask"] = "subscribe"
+    if item.approved and subscription is None:
+        attrs["approved"] = "true"  # RFC 6121 §3.4.1
     el = Element(NS_ROSTER, "item", attrs)
     for group in item.groups:
         el.sub(NS_ROSTER, "group", text=group)
@@ -93,6 +95,7 @@ class Roster(Module):
             raise StanzaError(SEC.ITEM_NOT_FOUND)
         await self.host.presence.on_roster_remove(username, contact, old)
         version = await self.host.storage.remove_roster_item(username, str(contact))
+        await self.host.storage.remove_pending_subscription(username, str(contact))
         self.push(username, old, version, subscription="remove")
 
     def push(self, username: str, item: RosterItem, version: str,
