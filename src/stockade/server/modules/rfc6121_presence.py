@@ -149,8 +149,9 @@ class Presence(Module):
         old_item = await self.host.storage.get_roster_item(username, str(contact))
         pending = await self._has_pending(username, contact)
         result = process_outbound(_state(old_item, pending), kind)
-        await self._store(username, contact, old_item, pending, result.state,
-                          result.push and push)
+        changed = await self._store(username, contact, old_item, pending, result.state)
+        if changed is not None and result.push and push:
+            self.host.roster.push(username, *changed)  # §3.1.2: before routing
         if not result.route:
             return
         notice = result.presence_to_contact
@@ -183,10 +184,12 @@ class Presence(Module):
         pending = await self._has_pending(user.local, contact)
         result = process_inbound(_state(old_item, pending), kind)
         stanza_el = _subscription_element(original, contact, user, kind.value)
-        await self._store(user.local, contact, old_item, pending, result.state, result.push,
-                          pending_stanza=stanza_el)
+        changed = await self._store(user.local, contact, old_item, pending, result.state,
+                                    pending_stanza=stanza_el)
         if result.deliver:
             self._deliver_subscription(user, stanza_el)
+        if changed is not None and result.push:
+            self.host.roster.push(user.local, *changed)  # §3.1.6: after the delivery
         if result.auto_reply is not None:
             reply = _presence(user, contact, result.auto_reply.value)
             await self.inbound_subscription(contact, user, result.auto_reply, reply)
@@ -204,8 +207,9 @@ class Presence(Module):
         return any(jid == str(contact) for jid, _ in pending)
 
     async def _store(self, username: str, contact: JID, old: RosterItem | None,
-                     pending_before: bool, state: SubState, push: bool,
-                     pending_stanza: Element | None = None) -> None:
+                     pending_before: bool, state: SubState,
+                     pending_stanza: Element | None = None) -> tuple[RosterItem, str] | None:
+        """Persist the new state; returns (item, roster version) if the item changed."""
         storage = self.host.storage
         if state.pending_in and not pending_before and pending_stanza is not None:
             await storage.store_pending_subscription(username, str(contact),
@@ -214,10 +218,8 @@ class Presence(Module):
             await storage.remove_pending_subscription(username, str(contact))
         new_item = self._item_for(contact, old, state)
         if new_item is None or new_item == old:
-            return
-        version = await storage.put_roster_item(username, new_item)
-        if push:
-            self.host.roster.push(username, new_item, version)
+            return None
+        return new_item, await storage.put_roster_item(username, new_item)
 
     @staticmethod
     def _item_for(contact: JID, old: RosterItem | None, state: SubState) -> RosterItem | None:
