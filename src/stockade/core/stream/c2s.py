@@ -127,6 +127,7 @@ class C2SServerStream:
         self._bind_id = ""
         self._pending_user: str | None = None
         self._refuse = False
+        self._jid_str: str | None = None
 
     # ------------------------------------------------------------------ I/O boundary
     def receive_data(self, data: bytes) -> list[ev.Event]:
@@ -601,9 +602,19 @@ class C2SServerStream:
         jid = self.jid
         assert jid is not None
         sender = stanza.from_
-        if sender is None or sender == jid or sender == jid.bare:
-            return stanza if sender == jid else stanza.with_addresses(stanza.to, jid)
+        if sender == jid:
+            return stanza
+        if sender is None or sender == jid.bare:
+            # The element is fresh from our parser and not shared yet: stamp it in place.
+            stanza.element.attrs["from"] = self._jid_text
+            return Stanza(stanza.element, stanza.kind, stanza.type, stanza.to, jid, stanza.id)
         raise RemoteProtocolError(SE.INVALID_FROM, "from does not match your JID")
+
+    @property
+    def _jid_text(self) -> str:
+        if self._jid_str is None:
+            self._jid_str = str(self.jid)
+        return self._jid_str
 
 
 def _b64decode(text: str) -> bytes:

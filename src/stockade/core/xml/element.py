@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
@@ -14,14 +15,19 @@ _ATTR_ESCAPES = str.maketrans(
 )
 
 
+# Most values need no escaping; a regex scan is far cheaper than translate() with a dict.
+_TEXT_SPECIAL = re.compile(r"[&<>]")
+_ATTR_SPECIAL = re.compile("[&<>'\"\n\r\t]")
+
+
 def escape_text(text: str) -> str:
     """Escape character data for output."""
-    return text.translate(_TEXT_ESCAPES)
+    return text.translate(_TEXT_ESCAPES) if _TEXT_SPECIAL.search(text) else text
 
 
 def escape_attr(value: str) -> str:
     """Escape an attribute value for output inside single quotes."""
-    return value.translate(_ATTR_ESCAPES)
+    return value.translate(_ATTR_ESCAPES) if _ATTR_SPECIAL.search(value) else value
 
 
 class Element:
@@ -146,7 +152,7 @@ def _write(el: Element, parent_ns: str | None, out: list[str]) -> None:
     out.append(">")
     for child in el.children:
         if isinstance(child, str):
-            out.append(child.translate(_TEXT_ESCAPES))
+            out.append(escape_text(child))
         else:
             _write(child, el.ns, out)
     out.append(f"</{el.name}>")
