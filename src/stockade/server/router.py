@@ -104,7 +104,8 @@ class Router:
             self.bounce(stanza, StanzaError(SEC.REMOTE_SERVER_NOT_FOUND))
             return None
         if to is not None and to.resource is not None:
-            return self._iq_to_full(stanza, to)
+            self._iq_to_full(stanza, to)
+            return None
         if stanza.type in ("result", "error"):
             return None  # RFC 6120 §8.2.3: unsolicited results are dropped
         target = self._target(to, origin)

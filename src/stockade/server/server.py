@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 import secrets
 import ssl
@@ -127,8 +128,8 @@ class Server:
             for address in self.config["c2s"][f"{kind}_listen"]:
                 host, _, port = address.rpartition(":")
                 listener = await loop.create_server(
-                    lambda direct=direct: C2SConnection(self, policy, self._context(),
-                                                        direct_tls=direct),
+                    functools.partial(C2SConnection, self, policy, self._context(),
+                                      direct_tls=direct),
                     host.strip("[]"), int(port), reuse_address=True)
                 self._listeners.append(listener)
                 self.ports[kind].extend(s.getsockname()[1] for s in listener.sockets)

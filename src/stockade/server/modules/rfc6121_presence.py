@@ -60,7 +60,8 @@ class Presence(Module):
             return None  # e.g. a probe or subscription with no addressee: nothing to do
         if stanza.type == "probe":
             return self._answer_probe(session.jid.bare, stanza.to.bare, session.jid)
-        return self._directed(stanza, session)
+        self._directed(stanza, session)
+        return None
 
     async def _broadcast(self, stanza: Stanza, session: Session) -> None:
         """§4.2 initial presence, §4.4 updates, §4.5 unavailable."""
