@@ -49,6 +49,11 @@ class C2SConnection(asyncio.Protocol):
         self.peer_cert: bytes | None = None
         self._tls: TLSLayer | None = None
         self._flush_pending = False
+        self._write_paused = False
+        self._stall_timer: asyncio.TimerHandle | None = None
+        c2s = server.config["c2s"]
+        self._send_high = c2s["send_buffer_high_bytes"]
+        self._send_max = c2s["send_buffer_max_bytes"]
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,6 +63,7 @@ class C2SConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
         self.server.connections.add(self)
+        self.transport.set_write_buffer_limits(high=self._send_high, low=self._send_high // 4)
         timeout = self.server.config["c2s"]["auth_timeout_s"]
         self._timer = asyncio.get_running_loop().call_later(timeout, self._auth_timeout)
         if self.direct_tls:
@@ -88,6 +94,32 @@ class C2SConnection(asyncio.Protocol):
             self._close_transport()
         return plaintext
 
+    def pause_writing(self) -> None:
+        """The client is not reading: route new messages to storage; cut it off if it stays
+        that way (slow-read attack)."""
+        self._write_paused = True
+        stall = self.server.config["c2s"]["send_stall_timeout_s"]
+        self._stall_timer = asyncio.get_running_loop().call_later(stall, self._stalled)
+
+    def resume_writing(self) -> None:
+        """The client caught up: hand over what was stored meanwhile."""
+        self._write_paused = False
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        session = self.session
+        if session is not None and session.available and session.priority >= 0:
+            self.server.host_for(session.jid.domain).offline.kick(session)
+
+    def _stalled(self) -> None:
+        log.info("client stopped reading", extra={"peer": self.peer})
+        self._abort()
+
+    def _abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
     def eof_received(self) -> bool | None:
         """The peer half-closed: we close too."""
         self._close_transport()
@@ -97,8 +129,9 @@ class C2SConnection(asyncio.Protocol):
         """Unbind the session; cancel timers and pending work."""
         self._closing = True
         self.server.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in (self._timer, self._stall_timer):
+            if timer is not None:
+                timer.cancel()
         session, self.session = self.session, None
         if session is not None:
             self._spawn(self.server.host_for(session.jid.domain).unbind(session))
@@ -108,7 +141,7 @@ class C2SConnection(asyncio.Protocol):
     @property
     def is_open(self) -> bool:
         """Whether stanzas handed over now can still be written."""
-        return (not self._closing and self.transport is not None
+        return (not self._closing and not self._write_paused and self.transport is not None
                 and not self.transport.is_closing())
 
     def deliver(self, el: Element) -> None:
@@ -260,8 +293,13 @@ class C2SConnection(asyncio.Protocol):
         # else: mid-handshake there is no channel to write on; nothing is sent in clear
 
     def _write_raw(self, data: bytes) -> None:
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing():
+            transport.write(data)
+            if transport.get_write_buffer_size() > self._send_max:
+                # SECURITY: bounded memory per connection whatever the client reads.
+                log.info("send buffer limit reached", extra={"peer": self.peer})
+                self._abort()
 
     def _close_transport(self) -> None:
         self._closing = True

@@ -89,6 +89,16 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "auth_timeout_s": Option(int, 30, "Seconds a connection may take to authenticate and "
                                  "bind.", _range(5, 600)),
         "allow_plain": Option(bool, True, "Offer SASL PLAIN (only ever over TLS)."),
+        "send_buffer_high_bytes": Option(int, 256 * 1024, "Unsent bytes queued for a client "
+                                         "beyond which new messages go to offline storage "
+                                         "until it reads again (slow readers).",
+                                         _range(16 * 1024, 64 * 1024 * 1024)),
+        "send_buffer_max_bytes": Option(int, 16 * 1024 * 1024, "Unsent bytes at which a client "
+                                        "that does not read is disconnected.",
+                                        _range(256 * 1024, 1024 * 1024 * 1024)),
+        "send_stall_timeout_s": Option(int, 60, "Seconds a client may stay above "
+                                       "send_buffer_high_bytes before it is disconnected.",
+                                       _range(5, 3600)),
         "resource_conflict": Option(str, "kick_old", "When a client binds a resource already "
                                     "in use: kick_old, refuse or random (RFC 6120 §7.7.2.2).",
                                     _choice("kick_old", "refuse", "random")),

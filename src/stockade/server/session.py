@@ -16,7 +16,8 @@ class Connection(Protocol):
 
     @property
     def is_open(self) -> bool:
-        """Whether stanzas handed over now can still reach the client."""
+        """Whether stanzas handed over now can still reach the client (not closing, not
+        backed up behind a client that stopped reading)."""
 
     def deliver(self, el: Element) -> None:
         """Queue a stanza for the client."""
@@ -31,8 +32,17 @@ class Connection(Protocol):
 class Session:
     """One resource of one account, online on one connection."""
 
-    __slots__ = ("available", "conn", "directed", "interested",
-                 "jid", "presence", "priority")
+    __slots__ = (
+        "available",
+        "conn",
+        "directed",
+        "draining",
+        "interested",
+        "jid",
+        "presence",
+        "priority",
+        "redrain",
+    )
 
     def __init__(self, jid: JID, conn: Connection) -> None:
         self.jid = jid
@@ -42,6 +52,10 @@ class Session:
         self.presence: Element | None = None  # last available presence broadcast
         self.interested = False  # requested the roster (RFC 6121 §2.1.6: gets pushes)
         self.directed: set[JID] = set()  # directed presence recipients (RFC 6121 §4.6)
+        # Offline messages are being handed over: new messages queue behind them in storage,
+        # so the client sees them in order.
+        self.draining = False
+        self.redrain = False  # a message was stored during the drain: run another pass
 
     @property
     def username(self) -> str:
@@ -55,5 +69,5 @@ class Session:
 
     @property
     def is_reachable(self) -> bool:
-        """Whether the connection can still take stanzas (not closing)."""
-        return self.conn.is_open
+        """Whether a message routed now may go straight to the connection."""
+        return self.conn.is_open and not self.draining

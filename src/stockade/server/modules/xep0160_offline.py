@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from stockade.core.errors import StanzaError, StanzaErrorCondition
 from stockade.core.jid import JID
 from stockade.core.stanza import NS_CLIENT, Stanza
 from stockade.core.xml import escape_attr, serialize
 from stockade.server.module import Module
+
+if TYPE_CHECKING:
+    from stockade.server.host import Host
 from stockade.server.session import Session
 
 log = logging.getLogger("stockade.offline")
@@ -36,6 +41,10 @@ class Offline(Module):
     name = "xep0160_offline"
     depends = ("rfc6121_presence",)
 
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self._tasks: set[asyncio.Future[None]] = set()
+
     async def store(self, stanza: Stanza, to: JID) -> None:
         """Keep ``stanza`` for ``to`` (bare), or bounce it with the RFC's error."""
         assert to.local is not None
@@ -52,22 +61,61 @@ class Offline(Module):
                                                         "offline storage is full"))
             return
         await storage.store_offline(to.local, serialize(stanza.element, NS_CLIENT), time.time())
+        self._wake(to.local)
+
+    def _wake(self, username: str) -> None:
+        """A message was stored while a resource may take it (it was draining, or became
+        reachable meanwhile): make sure it is not left behind in storage."""
+        for session in self.host.resources(username):
+            if session.available and session.priority >= 0 and session.conn.is_open:
+                self.kick(session)
+
+    def kick(self, session: Session) -> None:
+        """Start handing stored messages to ``session`` without waiting for it.
+
+        ``draining`` is set here, synchronously, so a message routed right after this call
+        already queues behind the stored ones instead of overtaking them.
+        """
+        if session.draining:
+            session.redrain = True
+            return
+        session.draining = True
+        task = asyncio.ensure_future(self._drain_passes(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def deliver(self, session: Session) -> None:
-        """Send the stored messages, oldest first, each with its delay stamp."""
+        """Send the stored messages, oldest first, each with its delay stamp.
+
+        While this runs the session takes no live messages (they are stored and picked up by
+        the next batch), so nothing overtakes what was stored earlier.
+        """
+        if session.draining:
+            session.redrain = True
+            return
+        session.draining = True
+        await self._drain_passes(session)
+
+    async def _drain_passes(self, session: Session) -> None:
+        try:
+            while True:
+                session.redrain = False
+                await self._drain(session)
+                if not session.redrain:
+                    return
+        finally:
+            session.draining = False
+
+    async def _drain(self, session: Session) -> None:
         storage = self.host.storage
         while True:
             batch = await storage.fetch_offline(session.username, limit=200)
-            if not batch:
-                return
-            if not session.is_reachable:
-                return  # kept for the next login
+            if not batch or not session.conn.is_open:
+                return  # nothing left, or kept for when the client can take it
             for msg in batch:
                 session.conn.deliver_raw(_with_delay(msg.stanza, msg.stamp, self.host.domain))
             # Deleted only once handed to an open connection; XEP-0198 acks come later.
             await storage.delete_offline(session.username, [m.id for m in batch])
-            if len(batch) < 200:
-                return
 
 
 def _with_delay(stanza: str, stamp: float, domain: str) -> str:
