@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import secrets
 from collections import deque
 from collections.abc import Callable
@@ -311,11 +312,8 @@ class C2SServerStream:
         self._send_features()
 
     def _check_domain(self, to: str) -> None:
-        try:
-            domain = JID.parse(to).domain if to else ""
-        except JIDError:
-            domain = ""
-        if domain not in self.policy.domains:
+        domain = _hosted_domain(to, self.policy.domains)
+        if domain is None:
             raise RemoteProtocolError(SE.HOST_UNKNOWN, "this server does not serve that domain")
         self.domain = domain
 
@@ -327,8 +325,10 @@ class C2SServerStream:
         if header is not None:
             lang = header.attrs.get(XML_LANG, "en")
             self.lang = lang if len(lang) < 36 else "en"
-        to = header.attrs.get("to", "") if header else ""
-        attrs = f" from='{escape_attr(to)}'" if to and len(to) < 1024 else ""
+        # RFC 6120 §4.7.1: 'from' is our domain; only a hosted one, never the peer's text.
+        domain = self.domain or _hosted_domain(header.attrs.get("to", "") if header else "",
+                                               self.policy.domains)
+        attrs = f" from='{escape_attr(domain)}'" if domain else ""
         self._out.append(
             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
             f"xmlns:stream='{NS_STREAMS}' id='{self._new_id()}'{attrs} version='1.0' "
@@ -337,39 +337,20 @@ class C2SServerStream:
         self._header_sent = True
 
     def _send_features(self) -> None:
-        features = Element(NS_STREAMS, "features")
         if not self.is_tls:
-            features.sub(NS_TLS, "starttls").sub(NS_TLS, "required")
             self.phase = Phase.TLS
+            self._out.append(_TLS_FEATURES)
         elif self.username is None:
-            self._offer_sasl(features)
+            self._offered = tuple(
+                m for m in self.policy.mechanisms
+                if not (m.endswith("-PLUS") and self.channel_binding is None)
+                and not (m == "EXTERNAL" and not self.has_client_cert))
+            cb_type = self.channel_binding[0] if self.channel_binding else None
             self.phase = Phase.SASL
+            self._out.append(_sasl_features(self._offered, cb_type))
         else:
-            features.sub(NS_BIND, "bind")
-            features.sub(NS_ROSTER_VER, "ver")  # RFC 6121 §2.6.1
-            features.sub(NS_PRE_APPROVAL, "sub")  # RFC 6121 §3.4.1
-            if self.policy.offer_legacy_session:
-                features.sub(NS_SESSION, "session").sub(NS_SESSION, "optional")
             self.phase = Phase.BIND
-        self._out.append("<stream:features>"
-                         + "".join(serialize(c, NS_STREAMS) for c in features.elements())
-                         + "</stream:features>")
-
-    def _offer_sasl(self, features: Element) -> None:
-        offered = []
-        for mech in self.policy.mechanisms:
-            if mech.endswith("-PLUS") and self.channel_binding is None:
-                continue
-            if mech == "EXTERNAL" and not self.has_client_cert:
-                continue
-            offered.append(mech)
-        self._offered = tuple(offered)
-        mechs = features.sub(NS_SASL, "mechanisms")
-        for mech in offered:
-            mechs.sub(NS_SASL, "mechanism", text=mech)
-        if self.channel_binding is not None:
-            cb = features.sub(NS_SASL_CB, "sasl-channel-binding")
-            cb.sub(NS_SASL_CB, "channel-binding", {"type": self.channel_binding[0]})
+            self._out.append(_bind_features(self.policy.offer_legacy_session))
 
     def _write_error_and_close(self, condition: StreamErrorCondition | None,
                                text: str | None) -> None:
@@ -448,12 +429,12 @@ class C2SServerStream:
 
     def _start_scram(self, mech: str, client_first: bytes, out: list[ev.Event]) -> None:
         hash_name, plus = parse_mechanism(mech)
+        cb_type = self.channel_binding[0] if self.channel_binding else None
         scram = ScramServer(
             hash_name, plus=plus, channel_binding=self.channel_binding,
-            server_offers_plus=any(m.endswith("-PLUS") for m in self._offered),
-            # XEP-0474: the hash covers every advertised mechanism and XEP-0440 type.
-            ssdp=ssdp_input(self._offered,
-                            [self.channel_binding[0]] if self.channel_binding else []),
+            server_offers_plus=cb_type is not None and any(
+                m.endswith("-PLUS") for m in self._offered),
+            ssdp=_ssdp(self._offered, cb_type),
             mock_secret=self.policy.mock_secret,
             mock_iterations=self.policy.mock_iterations,
         )
@@ -615,6 +596,60 @@ class C2SServerStream:
         if self._jid_str is None:
             self._jid_str = str(self.jid)
         return self._jid_str
+
+
+def _hosted_domain(to: str, domains: frozenset[str]) -> str | None:
+    """The prepared domain named by a stream header's 'to', if we host it."""
+    try:
+        jid = JID.parse(to) if to else None
+    except JIDError:
+        return None
+    return jid.domain if jid is not None and jid.is_domain and jid.domain in domains else None
+
+
+def _features_xml(features: Element) -> str:
+    return ("<stream:features>"
+            + "".join(serialize(c, NS_STREAMS) for c in features.elements())
+            + "</stream:features>")
+
+
+def _starttls_features() -> str:
+    features = Element(NS_STREAMS, "features")
+    features.sub(NS_TLS, "starttls").sub(NS_TLS, "required")
+    return _features_xml(features)
+
+
+_TLS_FEATURES = _starttls_features()
+
+
+# The feature lists depend on a handful of flags only: built once, not per stream.
+@functools.lru_cache(maxsize=64)
+def _sasl_features(mechanisms: tuple[str, ...], cb_type: str | None) -> str:
+    features = Element(NS_STREAMS, "features")
+    mechs = features.sub(NS_SASL, "mechanisms")
+    for mech in mechanisms:
+        mechs.sub(NS_SASL, "mechanism", text=mech)
+    if cb_type is not None:  # XEP-0440
+        cb = features.sub(NS_SASL_CB, "sasl-channel-binding")
+        cb.sub(NS_SASL_CB, "channel-binding", {"type": cb_type})
+    return _features_xml(features)
+
+
+@functools.lru_cache(maxsize=64)
+def _ssdp(mechanisms: tuple[str, ...], cb_type: str | None) -> str:
+    # XEP-0474: the hash covers every advertised mechanism and XEP-0440 type.
+    return ssdp_input(mechanisms, [cb_type] if cb_type else [])
+
+
+@functools.lru_cache(maxsize=4)
+def _bind_features(legacy_session: bool) -> str:
+    features = Element(NS_STREAMS, "features")
+    features.sub(NS_BIND, "bind")
+    features.sub(NS_ROSTER_VER, "ver")  # RFC 6121 §2.6.1
+    features.sub(NS_PRE_APPROVAL, "sub")  # RFC 6121 §3.4.1
+    if legacy_session:  # COMPAT: RFC 3921 clients
+        features.sub(NS_SESSION, "session").sub(NS_SESSION, "optional")
+    return _features_xml(features)
 
 
 def _b64decode(text: str) -> bytes:
