@@ -233,3 +233,14 @@ async def test_logs_never_contain_passwords_or_bodies(
         for secret in (password, body, creds.decode()):
             assert secret not in text
         assert not re.search(r"SCRAM[^\s]*\s*[=:]\s*[A-Za-z0-9+/]{20,}", text)
+
+
+def test_cli_refuses_to_register_a_ca_certificate(deployment: Deployment,
+                                                  ca: trustme.CA) -> None:
+    """A registered certificate becomes a trust anchor: a CA there could mint identities."""
+    deployment.add_user("juliet@localhost", "not-used-here-4")
+    ca_file = deployment.root / "some-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    result = deployment.stockade("user", "cert", "juliet@localhost", str(ca_file))
+    assert result.returncode == 1 and "is a CA certificate" in result.stderr
+    assert not (deployment.root / "data" / "client-certs").exists()

@@ -32,6 +32,8 @@ def test_defaults_are_strict() -> None:
     ({"tls": {"min_version": "1.0"}}, "tls.min_version: must be one of 1.2, 1.3"),
     ({"auth": {"scram_iterations": 1000}}, "auth.scram_iterations: must be between 4096"),
     ({"server": {"domains": []}}, "server.domains: must name at least one domain"),
+    ({"server": {"domains": ["a.example", "b.example"]}},
+     "server.domains: one domain per server in this release"),
     ({"server": {"domains": ["a b"]}}, "server.domains: 'a b' is not a valid domain"),
     ({"wat": {}}, "unknown section [wat]"),
     ({"c2s": 5}, "[c2s] must be a table"),

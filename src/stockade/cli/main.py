@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from stockade.core.crypto.certs import fingerprint_sha256, first_cert_der
+from stockade.core.crypto.certs import fingerprint_sha256, first_cert_der, is_ca_certificate
 from stockade.core.errors import ConfigError, JIDError, StockadeError
 from stockade.core.jid import JID
 from stockade.core.sasl import SCRAM_HASHES, derive_credential, prepare_password
@@ -148,7 +148,7 @@ def _user(args: argparse.Namespace, config: Config) -> int:
         creds = _credentials(config, read_password())
         return _with_storage(config, lambda s: _passwd(s, username, creds, args.jid))
     if action == "delete":
-        return _with_storage(config, lambda s: _delete(s, username, args.jid))
+        return _with_storage(config, lambda s: _delete(s, config, username, args.jid))
     if args.cert_file is None:
         raise ValueError("user cert JID FILE: give the PEM certificate file")
     try:
@@ -156,6 +156,11 @@ def _user(args: argparse.Namespace, config: Config) -> int:
         der = first_cert_der(pem)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{args.cert_file}: not a readable PEM certificate ({exc})") from None
+    if is_ca_certificate(der):
+        # SECURITY: registered certificates become TLS trust anchors; a CA among them
+        # could sign certificates for other accounts.
+        raise ValueError(f"{args.cert_file}: is a CA certificate (CA:TRUE); register the "
+                         "device's own end-entity certificate")
     return _with_storage(config, lambda s: _cert(s, config, username, pem, der))
 
 
@@ -182,11 +187,14 @@ async def _passwd(storage: Storage, username: str, creds: list[ScramCredential],
     print(f"password changed for {jid}", file=sys.stderr)
 
 
-async def _delete(storage: Storage, username: str, jid: str) -> None:
+async def _delete(storage: Storage, config: Config, username: str, jid: str) -> None:
     try:
+        fingerprints = await storage.list_cert_fingerprints(username)
         await storage.delete_account(username)
     except AccountNotFound:
         raise ValueError(f"{jid} does not exist") from None
+    for fingerprint in fingerprints:  # no longer trusted after the next restart
+        (config.data_dir / "client-certs" / f"{fingerprint}.pem").unlink(missing_ok=True)
     print(f"deleted {jid}", file=sys.stderr)
 
 

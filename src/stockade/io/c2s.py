@@ -43,7 +43,8 @@ class C2SConnection(asyncio.Protocol):
         self.session: Session | None = None
         self._queue: deque[ev.Event] = deque()
         self._busy = False
-        self._closing = False
+        self._closing = False  # we decided to stop: nothing more is processed
+        self._gone = False  # the transport is closed; what was read is still processed
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self.peer_cert: bytes | None = None
@@ -71,11 +72,14 @@ class C2SConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Decrypt if TLS is on, feed the core and act on what it reports."""
-        if self._tls is not None:
-            data = self._tls_receive(self._tls, data)
-            if not data:
-                return
-        self._handle(self.stream.receive_data(data))
+        tls = self._tls
+        if tls is not None:
+            data = self._tls_receive(tls, data)
+        if data:
+            self._handle(self.stream.receive_data(data))
+        if tls is not None and tls.is_closed:
+            # close_notify: handled after the bytes that came with it, never instead of them.
+            self._peer_finished()
 
     def _tls_receive(self, tls: TLSLayer, data: bytes) -> bytes:
         try:
@@ -90,8 +94,6 @@ class C2SConnection(asyncio.Protocol):
         self._write_raw(to_send)
         if completed:
             self._tls_up(tls)
-        if tls.is_closed:
-            self._close_transport()
         return plaintext
 
     def pause_writing(self) -> None:
@@ -121,21 +123,33 @@ class C2SConnection(asyncio.Protocol):
             self.transport.abort()
 
     def eof_received(self) -> bool | None:
-        """The peer half-closed: we close too."""
-        self._close_transport()
-        return None
+        """The peer half-closed: stanzas already read are still processed, then we close."""
+        self._peer_finished()
+        return True  # we close the transport ourselves
+
+    def _peer_finished(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            if self._tls is not None:
+                self._write_raw(self._tls.close())
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Unbind the session; cancel timers and pending work."""
-        self._closing = True
+        """Cancel timers; unbind once every stanza already read has been processed."""
+        self._gone = True
         self.server.connections.discard(self)
         for timer in (self._timer, self._stall_timer):
             if timer is not None:
                 timer.cancel()
-        session, self.session = self.session, None
-        if session is not None:
-            self._spawn(self.server.host_for(session.jid.domain).unbind(session))
+        if not self._busy:
+            self._unbind_if_gone()
         log.debug("connection closed", extra={"peer": self.peer})
+
+    def _unbind_if_gone(self) -> None:
+        # After the last queued stanza: an unavailable broadcast must not be overtaken by
+        # an available presence the client sent just before it left.
+        if self._gone and self.session is not None:
+            session, self.session = self.session, None
+            self._spawn(self.server.host_for(session.jid.domain).unbind(session))
 
     # ------------------------------------------------------------------ Connection (session side)
     @property
@@ -150,9 +164,10 @@ class C2SConnection(asyncio.Protocol):
         self._flush_soon()
 
     def deliver_raw(self, text: str) -> None:
-        """Send already-serialized stanza XML to this client."""
+        """Send already-serialized stanza XML (stored messages) to this client now, so a
+        backed-up connection shows as such (is_open) before the next one is handed over."""
         self.stream.send_raw(text)
-        self._flush_soon()
+        self._flush()
 
     def _flush_soon(self) -> None:
         # Stanzas routed to us in one loop iteration share one TLS record and one write():
@@ -180,6 +195,8 @@ class C2SConnection(asyncio.Protocol):
         self._queue.extend(events)
         if not self._busy:
             self._drain()
+        elif len(self._queue) > _MAX_QUEUED and self.transport is not None:
+            self.transport.pause_reading()  # bounded: at most one read more is queued
         self._flush()
 
     def _drain(self) -> None:
@@ -191,6 +208,7 @@ class C2SConnection(asyncio.Protocol):
                     self.transport.pause_reading()
                 self._spawn(self._await_then_drain(work))
                 return
+        self._unbind_if_gone()
 
     async def _await_then_drain(self, work: Awaitable[Any]) -> None:
         try:
@@ -198,7 +216,7 @@ class C2SConnection(asyncio.Protocol):
         except Exception:
             log.exception("stanza processing failed", extra={"peer": self.peer})
         self._busy = False
-        if self.transport is not None and not self._closing:
+        if self.transport is not None and not self._closing and not self._gone:
             self.transport.resume_reading()
         self._drain()
         self._flush()
@@ -229,11 +247,20 @@ class C2SConnection(asyncio.Protocol):
         return self._lookup_credential(event)
 
     async def _lookup_credential(self, event: ev.CredentialsRequested) -> None:
-        throttled = self.server.is_login_throttled(self.peer, event.username, time.monotonic())
+        now = time.monotonic()
+        throttled = self.server.is_login_throttled(self.peer, event.username, now)
+        # SECURITY: counted as a failure now and forgiven on success, so parallel attempts
+        # cannot all slip past the throttle before any of them has failed.
+        self.server.record_login_failure(self.peer, event.username, now)
         credential = None
-        if not event.username.startswith("\x00"):
-            credential = await self.server.storage.get_credential(event.username,
-                                                                  event.hash_name)
+        try:
+            if not event.username.startswith("\x00"):
+                credential = await self.server.storage.get_credential(event.username,
+                                                                      event.hash_name)
+        except Exception:
+            log.exception("credential lookup failed", extra={"peer": self.peer})
+            self.terminate(SE.INTERNAL_SERVER_ERROR)
+            return
         self._handle_now(self.stream.provide_credential(credential, refuse=throttled))
 
     def _on_external(self, event: ev.ExternalAuthRequested) -> Awaitable[None]:
@@ -245,11 +272,14 @@ class C2SConnection(asyncio.Protocol):
         self._handle_now(self.stream.provide_external(username))
 
     def _on_auth_ok(self, event: ev.AuthSucceeded) -> None:
+        if event.mechanism != "EXTERNAL":
+            self.server.forgive_login_failure(self.peer, event.username)
         log.info("authenticated", extra={"peer": self.peer, "user": event.username,
                                          "mechanism": event.mechanism})
 
     def _on_auth_failed(self, event: ev.AuthFailed) -> None:
-        if event.credentials_tested:
+        # Password mechanisms were already counted when their credential was looked up.
+        if event.credentials_tested and event.mechanism == "EXTERNAL":
             self.server.record_login_failure(self.peer, event.username, time.monotonic())
         log.info("authentication failed", extra={"peer": self.peer,
                                                  "mechanism": event.mechanism})
@@ -283,7 +313,7 @@ class C2SConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ plumbing
     def _flush(self) -> None:
         data = self.stream.data_to_send()
-        if not data:
+        if not data or self.transport is None or self.transport.is_closing():
             return
         tls = self._tls
         if tls is None:
@@ -318,6 +348,8 @@ class C2SConnection(asyncio.Protocol):
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self.server.tasks.add(task)  # so shutdown can let it finish
+        task.add_done_callback(self.server.tasks.discard)
 
 
 _EVENT_HANDLERS: dict[type, Callable[[C2SConnection, Any], Awaitable[Any] | None]] = {

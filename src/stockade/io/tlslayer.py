@@ -81,8 +81,11 @@ class TLSLayer:
         return b"".join(chunks)
 
     def send(self, plaintext: bytes) -> bytes:
-        """Encrypt application data; returns the records to write."""
-        self._obj.write(plaintext)
+        """Encrypt application data; returns the records to write (nothing once closed)."""
+        try:
+            self._obj.write(plaintext)
+        except ssl.SSLError:
+            return b""  # the session is shut down: there is no channel left to write on
         return self._out.read()
 
     def close(self) -> bytes:

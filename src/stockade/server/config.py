@@ -52,6 +52,9 @@ def _addresses(value: Any) -> str | None:
 def _domains(value: Any) -> str | None:
     if not value:
         return "must name at least one domain"
+    if len(value) > 1:
+        # Accounts are keyed by localpart: two domains would share them (a later issue).
+        return "one domain per server in this release"
     for item in value:
         if not isinstance(item, str):
             return "must be a list of domain names"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from typing import TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from stockade.core.errors import ConfigError, StanzaError, StanzaErrorCondition
 from stockade.core.errors import StreamErrorCondition as SE
@@ -36,6 +38,7 @@ class Host:
         self.features: list[str] = []
         self.account_features: list[str] = []
         self.modules: dict[str, Module] = {}
+        self.tasks: set[asyncio.Future[None]] = set()
         for cls in default_modules():
             self._install(cls(self))
         self.presence = self._module(Presence)
@@ -107,6 +110,9 @@ class Host:
             else:
                 old = mine.pop(resource)
                 old.conn.terminate(SE.CONFLICT, "replaced by a new connection")
+                # The replaced session still leaves properly (unavailable to its contacts
+                # and directed-presence recipients) before the new one is announced.
+                self._spawn(self._session_ended(old))
         session = Session(JID(username, self.domain, resource), conn)
         mine[resource] = session
         return session
@@ -126,11 +132,19 @@ class Host:
         del mine[session.jid.resource or ""]
         if not mine:
             del self._sessions[session.username]
+        await self._session_ended(session)
+
+    async def _session_ended(self, session: Session) -> None:
         for module in self.modules.values():
             try:
                 await module.on_session_end(session)
             except Exception:
                 log.exception("session-end hook failed", extra={"feature": module.name})
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def terminate_account(self, username: str) -> None:
         """Close every session of an account (deleted, password changed)."""

@@ -32,12 +32,18 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+def _quote(value: object) -> str:
+    # A value with spaces, quotes or '=' (a resource, say) must not forge other fields.
+    text = str(value)
+    return json.dumps(text) if any(c in text for c in " =\"\n\r\t") or not text else text
+
+
 class TextFormatter(logging.Formatter):
     """``time level logger: message key=value ...``."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render the record and its extra fields."""
-        extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
+        extra = " ".join(f"{k}={_quote(v)}" for k, v in _fields(record).items())
         line = (f"{self.formatTime(record)} {record.levelname:<7} {record.name}: "
                 f"{record.getMessage()}{' ' + extra if extra else ''}")
         if record.exc_info:

@@ -118,9 +118,12 @@ class Router:
 
     def _iq_to_full(self, stanza: Stanza, to: JID) -> None:
         target = self.host.session_for(to)
-        if target is None:
+        if target is None or not target.conn.is_open:
             if stanza.type in ("get", "set"):
-                self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
+                # A backed-up client takes nothing more (its buffer stays bounded).
+                condition = SEC.SERVICE_UNAVAILABLE if target is None else \
+                    SEC.RESOURCE_CONSTRAINT
+                self.bounce(stanza, StanzaError(condition))
             return
         target.deliver(stanza.element)
 
@@ -153,8 +156,9 @@ class Router:
             return
         if to.resource is not None:
             target = self.host.session_for(to)
-            if target is not None:
+            if target is not None and target.conn.is_open:
                 target.deliver(el)
             return
         for s in self.host.resources(to.local):
-            s.deliver(el)
+            if s.conn.is_open:
+                s.deliver(el)

@@ -9,10 +9,13 @@ import logging
 import secrets
 import ssl
 from pathlib import Path
+from typing import Any
 
 from stockade.core.crypto.certs import (
     fingerprint_sha256,
     first_cert_der,
+    is_ca_certificate,
+    issued_by_any,
     self_signed,
     tls_server_end_point,
     xmpp_addresses,
@@ -102,6 +105,7 @@ class Server:
         self.storage: Storage = storage or open_storage(str(config.database))
         self.hosts = {domain: Host(domain, config, self.storage) for domain in config.domains}
         self.connections: set[C2SConnection] = set()
+        self.tasks: set[asyncio.Future[Any]] = set()  # work connections started
         self._listeners: list[asyncio.Server] = []
         auth = config["auth"]
         self._ip_failures = FailureWindow(auth["max_failures_per_ip"])
@@ -149,18 +153,44 @@ class Server:
         certs_dir = self.config.data_dir / "client-certs"
         if not certs_dir.is_dir():
             return []
-        return [first_cert_der(p.read_bytes()) for p in sorted(certs_dir.glob("*.pem"))]
+        pinned = []
+        for path in sorted(certs_dir.glob("*.pem")):
+            der = first_cert_der(path.read_bytes())
+            if is_ca_certificate(der):
+                # SECURITY: a pinned CA would let its owner mint certificates for anyone.
+                log.warning("ignoring a registered CA certificate", extra={"path": str(path)})
+                continue
+            pinned.append(der)
+        return pinned
 
     async def stop(self) -> None:
         """Close listeners and connections, then storage."""
         for listener in self._listeners:
             listener.close()
         for conn in list(self.connections):
-            conn.terminate(StreamErrorCondition.SYSTEM_SHUTDOWN)
+            try:
+                conn.terminate(StreamErrorCondition.SYSTEM_SHUTDOWN)
+            except Exception:
+                log.exception("closing a connection failed", extra={"peer": conn.peer})
         for listener in self._listeners:
             await listener.wait_closed()
-        await asyncio.sleep(0)
+        await self._finish_pending_work()
         await self.storage.close()
+
+    async def _finish_pending_work(self, timeout_s: float = 10.0) -> None:
+        """Let stanzas already read finish (offline storage writes) before storage closes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            pending = list(self.tasks)
+            for host in self.hosts.values():
+                pending.extend(host.tasks)
+                pending.extend(host.offline.tasks)
+            pending = [t for t in pending if not t.done()]
+            if not pending:
+                return
+            await asyncio.wait(pending, timeout=deadline - loop.time())
+        log.warning("shutdown: work still pending after the timeout")
 
     # ------------------------------------------------------------------ login policy
     def is_login_throttled(self, ip: str, username: str, now: float) -> bool:
@@ -174,6 +204,11 @@ class Server:
         if username:
             self._account_failures.record(username, now)
 
+    def forgive_login_failure(self, ip: str, username: str) -> None:
+        """A login counted as failed in advance succeeded: take the count back."""
+        self._ip_failures.forgive(ip)
+        self._account_failures.forgive(username)
+
     async def account_for_certificate(self, der: bytes | None, domain: str,
                                       authzid: str | None) -> str | None:
         """XEP-0178: the account a verified client certificate logs into, or None.
@@ -184,8 +219,13 @@ class Server:
         if der is None:
             return None
         username = await self.storage.account_for_fingerprint(fingerprint_sha256(der))
-        if username is None and self.config["tls"]["client_ca"]:
-            username = _username_from_xmpp_addr(xmpp_addresses(der), domain)
+        ca_file = self.config["tls"]["client_ca"]
+        if username is None and ca_file:
+            # SECURITY: the TLS layer also trusts registered certificates, so an XmppAddr
+            # counts only on a certificate that tls.client_ca itself issued.
+            ca_pem = await asyncio.to_thread(Path(ca_file).read_bytes)
+            if issued_by_any(der, ca_pem):
+                username = _username_from_xmpp_addr(xmpp_addresses(der), domain)
         if username is None or not await self.storage.account_exists(username):
             return None
         if authzid:

@@ -6,6 +6,7 @@ import datetime
 import hashlib
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
@@ -57,6 +58,27 @@ def tls_server_end_point(der: bytes) -> bytes:
     if name in ("md5", "sha1"):
         name = "sha256"
     return hashlib.new(name, der).digest()
+
+
+def is_ca_certificate(der: bytes) -> bool:
+    """Whether the certificate may sign others (basicConstraints CA:TRUE)."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def issued_by_any(der: bytes, ca_pem_bundle: bytes) -> bool:
+    """Whether a CA in the PEM bundle signed this certificate directly."""
+    cert = x509.load_der_x509_certificate(der)
+    for ca in x509.load_pem_x509_certificates(ca_pem_bundle):
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
 
 
 def xmpp_addresses(der: bytes) -> list[str]:

@@ -66,6 +66,7 @@ NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
 
 SE = StreamErrorCondition
 SF = SASLFailureCondition
+_MAX_BACKLOG = 16  # elements a client may pipeline while we look something up
 
 
 class Phase(enum.Enum):
@@ -193,7 +194,8 @@ class C2SServerStream:
                            refuse: bool = False) -> list[ev.Event]:
         """Answer :class:`CredentialsRequested`. ``refuse`` (throttled) makes the attempt fail
         exactly as a wrong password would, so the peer learns nothing."""
-        self._expect("credential")
+        if not self._expect("credential"):
+            return []
         out: list[ev.Event] = []
         try:
             try:
@@ -216,7 +218,8 @@ class C2SServerStream:
 
     def provide_external(self, username: str | None) -> list[ev.Event]:
         """Answer :class:`ExternalAuthRequested` with the account the certificate maps to."""
-        self._expect("external")
+        if not self._expect("external"):
+            return []
         out: list[ev.Event] = []
         try:
             if username is None:
@@ -230,7 +233,8 @@ class C2SServerStream:
 
     def provide_bind(self, result: JID | StanzaError) -> list[ev.Event]:
         """Answer :class:`BindRequested` with the bound full JID or the error to return."""
-        self._expect("bind")
+        if not self._expect("bind"):
+            return []
         out: list[ev.Event] = []
         if isinstance(result, StanzaError):
             iq = Element(NS_CLIENT, "iq", {"id": self._bind_id})
@@ -270,6 +274,8 @@ class C2SServerStream:
             self._write_error_and_close(None, None)
             out.append(ev.StreamClosed())
         elif self.phase is Phase.WAITING:
+            if len(self._backlog) >= _MAX_BACKLOG:
+                raise RemoteProtocolError(SE.POLICY_VIOLATION, "wait for the answer")
             self._backlog.append(item)
         else:
             self._on_element(item, out)
@@ -377,10 +383,14 @@ class C2SServerStream:
         self.phase = Phase.HEADER
         self._backlog.clear()
 
-    def _expect(self, what: str) -> None:
+    def _expect(self, what: str) -> bool:
+        """False if the stream closed meanwhile (the answer is then moot)."""
+        if self.phase is Phase.CLOSED:
+            return False
         if self.phase is not Phase.WAITING or self._waiting_for != what:
             raise LocalProtocolError(f"not waiting for {what}")
         self._waiting_for = None
+        return True
 
     def _wait(self, what: str) -> None:
         self.phase = Phase.WAITING
@@ -584,6 +594,8 @@ class C2SServerStream:
         assert jid is not None
         sender = stanza.from_
         if sender == jid:
+            # Same JID once prepared; recipients still get our canonical spelling.
+            stanza.element.attrs["from"] = self._jid_text
             return stanza
         if sender is None or sender == jid.bare:
             # The element is fresh from our parser and not shared yet: stamp it in place.

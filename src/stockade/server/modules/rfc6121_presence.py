@@ -25,6 +25,7 @@ from stockade.server.session import Session
 from stockade.storage.base import RosterItem
 
 log = logging.getLogger("stockade.presence")
+MAX_DIRECTED = 1000  # directed-presence recipients remembered per session (RFC 6121 §4.6)
 SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
 _SEES_CONTACT = ("to", "both")  # user receives the contact's presence
 _CONTACT_SEES = ("from", "both")  # contact receives the user's presence
@@ -58,8 +59,8 @@ class Presence(Module):
             return self._broadcast(stanza, session)
         if stanza.to is None:
             return None  # e.g. a probe or subscription with no addressee: nothing to do
-        if stanza.type == "probe":
-            return self._answer_probe(session.jid.bare, stanza.to.bare, session.jid)
+        if stanza.type == "probe":  # the user asks for a contact's presence (§4.3)
+            return self._answer_probe(stanza.to.bare, session.jid.bare, session.jid)
         self._directed(stanza, session)
         return None
 
@@ -71,6 +72,9 @@ class Presence(Module):
         session.available = available
         session.priority = _priority(stanza.element) if available else 0
         session.presence = stanza.element if available else None
+        takes_offline = (available and session.priority >= 0 and not could_take_offline
+                         # From now on live messages queue behind the stored ones.
+                         and self.host.offline.reserve(session))
         _, items = await self.host.storage.get_roster(session.username)
         for item in items:
             if item.subscription in _CONTACT_SEES:
@@ -86,10 +90,10 @@ class Presence(Module):
         session.deliver(stanza.element)  # §4.2.2: the server reflects presence to the user
         if initial:
             await self._after_initial(session, items)
-        if session.priority >= 0 and not could_take_offline:
+        if takes_offline:
             # XEP-0160 §2: stored messages go out on the next non-negative presence, the
             # initial one or a later change from a negative priority.
-            await self.host.offline.deliver(session)
+            await self.host.offline.deliver(session, reserved=True)
 
     async def _after_initial(self, session: Session, items: list[RosterItem]) -> None:
         """Probes for the contacts' presence (§4.3), pending requests (§3.1.3), offline."""
@@ -118,7 +122,9 @@ class Presence(Module):
         """§4.6 directed presence (and presence errors)."""
         to = stanza.to
         assert to is not None
-        if stanza.type == "":
+        local = to.domain == self.host.domain and to.local is not None
+        if stanza.type == "" and local and len(session.directed) < MAX_DIRECTED:
+            # Bounded, and local only: remote JIDs are undeliverable until s2s exists.
             session.directed.add(to)
         elif stanza.type == "unavailable":
             session.directed.discard(to)
@@ -133,7 +139,7 @@ class Presence(Module):
             self.host.router.deliver_local(to, stamped)
             return
         for s in self.host.resources(to.local):
-            if s.available:
+            if s.available and s.conn.is_open:
                 s.deliver(stamped)
 
     # ------------------------------------------------------------------ subscriptions §3

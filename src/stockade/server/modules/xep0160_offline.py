@@ -43,7 +43,7 @@ class Offline(Module):
 
     def __init__(self, host: Host) -> None:
         super().__init__(host)
-        self._tasks: set[asyncio.Future[None]] = set()
+        self.tasks: set[asyncio.Future[None]] = set()
 
     async def store(self, stanza: Stanza, to: JID) -> None:
         """Keep ``stanza`` for ``to`` (bare), or bounce it with the RFC's error."""
@@ -81,19 +81,30 @@ class Offline(Module):
             return
         session.draining = True
         task = asyncio.ensure_future(self._drain_passes(session))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
-    async def deliver(self, session: Session) -> None:
+    def reserve(self, session: Session) -> bool:
+        """Hold live messages back from ``session`` from now on. True if the caller owns the
+        hand-over and must ``deliver(session, reserved=True)``; False if one is running
+        already (it will make another pass)."""
+        if session.draining:
+            session.redrain = True
+            return False
+        session.draining = True
+        return True
+
+    async def deliver(self, session: Session, *, reserved: bool = False) -> None:
         """Send the stored messages, oldest first, each with its delay stamp.
 
         While this runs the session takes no live messages (they are stored and picked up by
         the next batch), so nothing overtakes what was stored earlier.
         """
-        if session.draining:
-            session.redrain = True
-            return
-        session.draining = True
+        if not reserved:
+            if session.draining:
+                session.redrain = True
+                return
+            session.draining = True
         await self._drain_passes(session)
 
     async def _drain_passes(self, session: Session) -> None:
@@ -110,12 +121,17 @@ class Offline(Module):
         storage = self.host.storage
         while True:
             batch = await storage.fetch_offline(session.username, limit=200)
-            if not batch or not session.conn.is_open:
-                return  # nothing left, or kept for when the client can take it
+            handed: list[int] = []
             for msg in batch:
+                if not session.conn.is_open:
+                    break  # backed up or closing: the rest waits for resume_writing/login
                 session.conn.deliver_raw(_with_delay(msg.stanza, msg.stamp, self.host.domain))
+                handed.append(msg.id)
             # Deleted only once handed to an open connection; XEP-0198 acks come later.
-            await storage.delete_offline(session.username, [m.id for m in batch])
+            if handed:
+                await storage.delete_offline(session.username, handed)
+            if len(handed) < len(batch) or not batch:
+                return
 
 
 def _with_delay(stanza: str, stamp: float, domain: str) -> str:
