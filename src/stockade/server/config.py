@@ -67,7 +67,8 @@ def _domains(value: Any) -> str | None:
 
 SCHEMA: dict[str, dict[str, Option]] = {
     "server": {
-        "domains": Option(list, ["localhost"], "Domains this server hosts.", _domains),
+        "domains": Option(list, ["localhost"], "The domain this server hosts, as a one-element "
+                          "list (one domain per server in this release).", _domains),
         "data_dir": Option(str, "var", "Directory for the database, generated certificates "
                            "and uploads (relative paths are relative to the working directory)."),
         "log_level": Option(str, "info", "Log level: debug, info, warning or error.",
