@@ -269,3 +269,20 @@ async def test_a_closing_connection_does_not_swallow_messages(host: Host) -> Non
     stored = await host.storage.fetch_offline("romeo")
     assert [("keep me" in m.stanza, "and me" in m.stanza) for m in stored] == [
         (True, False), (False, True)]
+
+
+async def test_roster_is_bounded(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockade.server.modules import rfc6121_roster
+    monkeypatch.setattr(rfc6121_roster, "MAX_ITEMS", 2)
+    juliet, jconn = await online(host, "juliet", "balcony")
+    for n in range(3):
+        iq = Element(NS_CLIENT, "iq", {"type": "set", "id": f"s{n}"})
+        iq.sub("jabber:iq:roster", "query").sub("jabber:iq:roster", "item",
+                                                 {"jid": f"c{n}@example.com"})
+        await send(host, juliet, iq)
+    assert jconn.errors() == ["resource-constraint"]
+    # Presence cannot add a third contact either.
+    await send(host, juliet, Element(NS_CLIENT, "presence", {"to": "c9@example.com",
+                                                            "type": "subscribe"}))
+    version, items = await host.storage.get_roster("juliet")
+    assert sorted(i.jid for i in items) == ["c0@example.com", "c1@example.com"]

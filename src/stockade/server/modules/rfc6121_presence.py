@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 
+from stockade.core.errors import StanzaError
 from stockade.core.im.subscription import (
     PresenceNotice,
     SubscriptionKind,
@@ -154,6 +155,11 @@ class Presence(Module):
         """A subscription stanza the user sends to ``contact`` (§3, App. A.2)."""
         user = JID(username, self.host.domain, None)
         old_item = await self.host.storage.get_roster_item(username, str(contact))
+        if old_item is None:
+            try:
+                await self.host.roster.check_room(username)
+            except StanzaError:
+                return  # a full roster takes no new contact, not even through presence
         pending = await self._has_pending(username, contact)
         result = process_outbound(_state(old_item, pending), kind)
         changed = await self._store(username, contact, old_item, pending, result.state)

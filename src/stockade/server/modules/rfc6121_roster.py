@@ -18,6 +18,7 @@ NS_ROSTER = "jabber:iq:roster"
 NS_ROSTER_VER = "urn:xmpp:features:rosterver"
 MAX_TEXT_BYTES = 1023  # names and groups; RFC 6121 §2.1.2.4 leaves the bound to the server
 MAX_GROUPS = 64
+MAX_ITEMS = 2000  # per account: every presence broadcast walks the roster
 SEC = StanzaErrorCondition
 
 
@@ -82,11 +83,19 @@ class Roster(Module):
         groups = _groups(el)
         old = await self.host.storage.get_roster_item(username, str(contact))
         if old is None:
+            await self.check_room(username)
             item = RosterItem(str(contact), name, "none", False, False, groups)
         else:
             item = RosterItem(old.jid, name, old.subscription, old.ask, old.approved, groups)
         version = await self.host.storage.put_roster_item(username, item)
         self.push(username, item, version)
+
+    async def check_room(self, username: str) -> None:
+        """Refuse a new item once the roster holds MAX_ITEMS (RFC 6121 §2.3.3 lets the
+        server limit it; resource-constraint is the condition for that)."""
+        _, items = await self.host.storage.get_roster(username)
+        if len(items) >= MAX_ITEMS:
+            raise StanzaError(SEC.RESOURCE_CONSTRAINT, "roster is full")
 
     async def remove(self, username: str, contact: JID) -> None:
         """§2.5.2: cancel both directions of the subscription, then remove and push."""
