@@ -34,6 +34,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trustme
 from tests.conftest import Deployment, deployment_config
@@ -482,3 +483,31 @@ async def running_server(tmp_path: Path, ca: trustme.CA,
     finally:
         await harness.close_clients()
         await server.stop()
+
+
+class Gate:
+    """Holds calls of one storage method (where ``when`` matches its arguments) until
+    ``release`` is set: a busy storage thread, made deterministic."""
+
+    def __init__(self, storage: Any, method: str,
+                 when: Callable[..., bool] = lambda *_args: True) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        original = getattr(storage, method)
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            if when(*args):
+                self.entered.set()
+                await self.release.wait()
+            return await original(*args, **kwargs)
+
+        setattr(storage, method, held)
+
+
+async def eventually(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, failing with ``what`` after ``seconds``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition():
+        assert loop.time() < deadline, f"not within {seconds}s: {what}"
+        await asyncio.sleep(0.01)

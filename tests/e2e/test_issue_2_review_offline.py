@@ -10,44 +10,16 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
-from rawxmpp import TIMEOUT, body_of, running_server
+from rawxmpp import TIMEOUT, Gate, body_of, eventually, running_server
 
 N_STORED = 200
 BODY = "x" * 60_000  # 200 x 60 kB = 12 MB: far more than the kernel buffers of both ends
 _MESSAGE_ID = re.compile(rb"<message\b[^>]*\bid='m(\d+)'")
 
-
-class Gate:
-    """Holds calls of one storage method (where ``when`` matches its arguments) until
-    ``release`` is set: a busy storage thread, made deterministic."""
-
-    def __init__(self, storage: Any, method: str,
-                 when: Callable[..., bool] = lambda *_args: True) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        original = getattr(storage, method)
-
-        async def held(*args: Any, **kwargs: Any) -> Any:
-            if when(*args):
-                self.entered.set()
-                await self.release.wait()
-            return await original(*args, **kwargs)
-
-        setattr(storage, method, held)
-
-
-async def _eventually(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not condition():
-        assert loop.time() < deadline, f"not within {seconds}s: {what}"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.timeout(30)
@@ -94,7 +66,7 @@ async def test_offline_hand_over_to_a_slow_client_loses_nothing(tmp_path: Path,
         assert not missing, f"{len(seen)} received, eof={bob.eof}, missing {missing[:10]}"
         assert not repeated, f"received more than once: {repeated[:10]}"
         assert seen == list(range(N_STORED)), "stored messages out of order"
-        await _eventually(lambda: not session.draining, "the last hand-over to end")
+        await eventually(lambda: not session.draining, "the last hand-over to end")
         assert await storage.count_offline("bob") == 0
         await bob.ping("still-connected")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,12 @@ from rawxmpp import (
     DOMAIN,
     HOST,
     TIMEOUT,
+    Gate,
     Harness,
     RawClient,
     body_of,
     client_tls_context,
+    eventually,
     plain_auth,
     running_server,
 )
@@ -125,32 +126,6 @@ class BioTLSClient(RawClient):
         return True
 
 
-class Gate:
-    """Holds calls of one storage method (where ``when`` matches its arguments) until
-    ``release`` is set: a busy storage thread, made deterministic."""
-
-    def __init__(self, storage: Any, method: str,
-                 when: Callable[..., bool] = lambda *_args: True) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        original = getattr(storage, method)
-
-        async def held(*args: Any, **kwargs: Any) -> Any:
-            if when(*args):
-                self.entered.set()
-                await self.release.wait()
-            return await original(*args, **kwargs)
-
-        setattr(storage, method, held)
-
-
-async def _eventually(condition: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not condition():
-        assert loop.time() < deadline, f"not within {seconds}s: {what}"
-        await asyncio.sleep(0.01)
-
 
 def _connection_of(h: Harness, jid: str) -> Any:
     conns = [c for c in h.server.connections if c.session and str(c.session.jid) == jid]
@@ -242,7 +217,7 @@ async def test_half_closed_tls_connection_can_be_replaced_and_stopped(
             await bob.ping(f"routed-{batch}")
         assert conn.transport.get_write_buffer_size() > 0, "alice/r never backed up"
         old.writer.write_eof()  # TCP FIN, no close_notify
-        await _eventually(conn.transport.is_closing, "the server saw the FIN")
+        await eventually(conn.transport.is_closing, "the server saw the FIN")
         # The precondition of the defect: still bound, closing, with unsent data.
         assert conn in h.server.connections
         assert conn.session is not None
