@@ -66,3 +66,15 @@ async def test_parallel_guesses_are_throttled_while_in_flight(tmp_path: Path,
             _client_final(right, *right_first))
         assert outcomes[:-1] == [NOT_AUTHORIZED] * GUESSES, outcomes[:-1]
         assert outcomes[-1] == NOT_AUTHORIZED, "the right password got through the throttle"
+
+
+@pytest.mark.timeout(30)
+async def test_many_parallel_good_logins_from_one_ip_are_not_throttled(
+        tmp_path: Path, ca: trustme.CA) -> None:
+    """The throttle counts failures, not attempts: 30 users behind one address (a NAT, a
+    bench) logging in at once all get in with the default per-IP limit of 10."""
+    async with running_server(tmp_path, ca) as h:
+        clients = await asyncio.gather(*(h.login(name, f"r{i}")
+                                         for i in range(10)
+                                         for name in ("alice", "bob", "carol")))
+        assert len({c.jid for c in clients}) == 30

@@ -37,6 +37,10 @@ class C2SConnection(asyncio.Protocol):
         self.server = server
         self.ssl_context = ssl_context
         self.stream = C2SServerStream(policy, tls_active=direct_tls)
+        # SECURITY: the throttle is consulted again when the proof is checked, so guesses
+        # sent in parallel cannot all pass the check made at lookup time.
+        self.stream.login_refused = lambda username: server.is_login_throttled(
+            self.peer, username, time.monotonic())
         self.direct_tls = direct_tls
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -247,11 +251,7 @@ class C2SConnection(asyncio.Protocol):
         return self._lookup_credential(event)
 
     async def _lookup_credential(self, event: ev.CredentialsRequested) -> None:
-        now = time.monotonic()
-        throttled = self.server.is_login_throttled(self.peer, event.username, now)
-        # SECURITY: counted as a failure now and forgiven on success, so parallel attempts
-        # cannot all slip past the throttle before any of them has failed.
-        self.server.record_login_failure(self.peer, event.username, now)
+        throttled = self.server.is_login_throttled(self.peer, event.username, time.monotonic())
         credential = None
         try:
             if not event.username.startswith("\x00"):
@@ -272,14 +272,11 @@ class C2SConnection(asyncio.Protocol):
         self._handle_now(self.stream.provide_external(username))
 
     def _on_auth_ok(self, event: ev.AuthSucceeded) -> None:
-        if event.mechanism != "EXTERNAL":
-            self.server.forgive_login_failure(self.peer, event.username)
         log.info("authenticated", extra={"peer": self.peer, "user": event.username,
                                          "mechanism": event.mechanism})
 
     def _on_auth_failed(self, event: ev.AuthFailed) -> None:
-        # Password mechanisms were already counted when their credential was looked up.
-        if event.credentials_tested and event.mechanism == "EXTERNAL":
+        if event.credentials_tested:
             self.server.record_login_failure(self.peer, event.username, time.monotonic())
         log.info("authentication failed", extra={"peer": self.peer,
                                                  "mechanism": event.mechanism})

@@ -204,11 +204,6 @@ class Server:
         if username:
             self._account_failures.record(username, now)
 
-    def forgive_login_failure(self, ip: str, username: str) -> None:
-        """A login counted as failed in advance succeeded: take the count back."""
-        self._ip_failures.forgive(ip)
-        self._account_failures.forgive(username)
-
     async def account_for_certificate(self, der: bytes | None, domain: str,
                                       authzid: str | None) -> str | None:
         """XEP-0178: the account a verified client certificate logs into, or None.

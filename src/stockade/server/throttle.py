@@ -27,12 +27,6 @@ class FailureWindow:
         self._hits.move_to_end(key)
         hits.append(now)
 
-    def forgive(self, key: str) -> None:
-        """Take back the latest failure of ``key`` (the attempt succeeded after all)."""
-        hits = self._hits.get(key)
-        if hits:
-            hits.pop()
-
     def is_blocked(self, key: str, now: float) -> bool:
         """Whether ``key`` reached the limit within the window."""
         hits = self._hits.get(key)

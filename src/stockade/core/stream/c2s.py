@@ -129,6 +129,10 @@ class C2SServerStream:
         self._bind_id = ""
         self._pending_user: str | None = None
         self._refuse = False
+        # Asked at the moment a password or proof is checked: parallel guesses that all got
+        # past the lookup are still stopped once the throttle trips. The shell supplies it
+        # (it knows the clock); the default refuses nothing.
+        self.login_refused: Callable[[str], bool] = lambda _username: False
         self._jid_str: str | None = None
 
     # ------------------------------------------------------------------ I/O boundary
@@ -467,7 +471,7 @@ class C2SServerStream:
         assert self._plain is not None
         username, password = self._plain
         self._plain = None
-        if credential is None or refuse:
+        if credential is None or refuse or self.login_refused(username):
             # SECURITY: do the same PBKDF2 work as for a real account, so timing does not
             # tell which accounts exist.
             verify_plain(password, mock_credential(self.policy.mock_secret, "SHA-256",
@@ -483,9 +487,9 @@ class C2SServerStream:
                 self._start_scram(self._mechanism, payload, out)
                 return
             server_final = self._scram.finish(payload)
-            if self._refuse:
-                raise SASLFailure(SF.NOT_AUTHORIZED)
             assert self._pending_user is not None
+            if self._refuse or self.login_refused(self._pending_user):
+                raise SASLFailure(SF.NOT_AUTHORIZED)
             self._sasl_success(self._pending_user, server_final, out)
         except SASLFailure as exc:
             self._sasl_failed(exc, out)
