@@ -17,6 +17,7 @@ from stockade.core.jid import JID
 from stockade.core.sasl import ScramClient, derive_credential
 from stockade.core.stream import events as ev
 from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
+from stockade.core.xml import serialize
 
 HEADER = (b"<?xml version='1.0'?><stream:stream to='example.com' xmlns='jabber:client' "
           b"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
@@ -321,6 +322,9 @@ def test_bad_to_gets_a_stanza_error_not_a_stream_error() -> None:
     d.to_tls()
     d.scram_login()
     d.bind()
-    out = d.send(b"<message to='a@b@c' id='x'><body>hi</body></message>")
-    assert b"<jid-malformed" in out and d.stream.phase is Phase.ESTABLISHED
-    assert b"hi" not in out  # the offending payload is not echoed
+    d.send(b"<message to='a@b@c' id='x'><body>hi</body></message>")
+    reply = d.last(ev.ReplyReady)
+    assert isinstance(reply, ev.ReplyReady) and d.stream.phase is Phase.ESTABLISHED
+    text = serialize(reply.element, "jabber:client")
+    assert "<jid-malformed" in text and "from=" not in text  # no echo of the bad address
+    assert "hi" not in text  # the offending payload is not echoed

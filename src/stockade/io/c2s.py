@@ -235,6 +235,9 @@ class C2SConnection(asyncio.Protocol):
         return self.server.host_for(self.session.jid.domain).router.route(
             event.stanza, self.session)
 
+    def _on_reply(self, event: ev.ReplyReady) -> None:
+        self.deliver(event.element)
+
     def _on_starttls(self, _event: ev.StartTLSRequested) -> None:
         # <proceed/> goes out in plaintext; every byte read from now on is TLS. The core has
         # already dropped, unparsed, whatever followed <starttls/> in the same read
@@ -351,6 +354,7 @@ class C2SConnection(asyncio.Protocol):
 
 _EVENT_HANDLERS: dict[type, Callable[[C2SConnection, Any], Awaitable[Any] | None]] = {
     ev.StanzaReceived: C2SConnection._on_stanza,
+    ev.ReplyReady: C2SConnection._on_reply,
     ev.StartTLSRequested: C2SConnection._on_starttls,
     ev.CredentialsRequested: C2SConnection._on_credentials,
     ev.ExternalAuthRequested: C2SConnection._on_external,

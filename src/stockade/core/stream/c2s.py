@@ -569,12 +569,16 @@ class C2SServerStream:
         out.append(ev.BindRequested(wish or None))
 
     def _on_established_iq(self, el: Element, out: list[ev.Event]) -> None:
+        # Replies go out as events, in order behind stanzas the shell is still working on
+        # (RFC 6120 §10.1), not straight into the output.
         if el.find(NS_SESSION, "session") is not None and el.get("type") == "set":
-            self._send(Element(NS_CLIENT, "iq", {"type": "result", "id": el.get("id") or ""}))
+            out.append(ev.ReplyReady(Element(NS_CLIENT, "iq", {"type": "result",
+                                                              "id": el.get("id") or ""})))
             return
         if el.find(NS_BIND, "bind") is not None:
             # RFC 6120 §7.7.2.1: one resource per stream.
-            self._send(error_reply(el, StanzaError(StanzaErrorCondition.NOT_ALLOWED)))
+            out.append(ev.ReplyReady(error_reply(
+                el, StanzaError(StanzaErrorCondition.NOT_ALLOWED))))
             return
         self._on_stanza(el, out)
 
@@ -588,7 +592,7 @@ class C2SServerStream:
                 reply = error_reply(el.copy({k: v for k, v in el.attrs.items()
                                              if k not in ("to", "from")}), err)
                 reply.attrs["to"] = str(self.jid)
-                self._send(reply)
+                out.append(ev.ReplyReady(reply))
             return
         out.append(ev.StanzaReceived(self._stamp_from(stanza)))
 

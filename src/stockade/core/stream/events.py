@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from stockade.core.errors import StreamErrorCondition
 from stockade.core.stanza import Stanza
+from stockade.core.xml import Element
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,13 @@ class StanzaReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyReady:
+    """The core answered a stanza itself (e.g. a stanza error): send it, in order."""
+
+    element: Element
+
+
+@dataclass(frozen=True, slots=True)
 class StreamClosed:
     """The peer closed its stream; our closing tag is queued."""
 
@@ -87,5 +95,5 @@ class StreamFailed:
 
 
 Event = (StreamOpened | StartTLSRequested | CredentialsRequested | ExternalAuthRequested
-         | AuthSucceeded | AuthFailed | BindRequested | StanzaReceived | StreamClosed
-         | StreamFailed)
+         | AuthSucceeded | AuthFailed | BindRequested | StanzaReceived | ReplyReady
+         | StreamClosed | StreamFailed)
