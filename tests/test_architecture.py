@@ -48,12 +48,6 @@ def test_core_is_sans_io(path: Path) -> None:
     assert not bad, f"{path.name} imports {bad}"
 
 
-@pytest.mark.parametrize("path", modules("core"), ids=lambda p: str(p.relative_to(SRC)))
-def test_only_core_crypto_imports_cryptography(path: Path) -> None:
-    uses = any(n.split(".")[0] == "cryptography" for n in imports(path, runtime_only=False))
-    assert not uses or path.parent.name == "crypto"
-
-
 @pytest.mark.parametrize("layer", sorted(NOT_ALLOWED))
 def test_layers_import_downwards_only(layer: str) -> None:
     for path in modules(layer):

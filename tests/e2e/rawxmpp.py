@@ -511,3 +511,18 @@ async def eventually(condition: Callable[[], bool], what: str, seconds: float = 
     while not condition():
         assert loop.time() < deadline, f"not within {seconds}s: {what}"
         await asyncio.sleep(0.01)
+
+
+async def attack_in_phase(h: Harness, phase: str, payload: bytes, condition: str) -> RawClient:
+    """Log bob in, send ``payload`` from a client that is before TLS ("before-tls") or logged
+    in ("established"), expect the stream error, and return bob (the observer)."""
+    bob = await h.login("bob")
+    assert bob.jid is not None
+    if phase == "before-tls":
+        client = await h.connect()
+        await client.open_stream()
+    else:
+        client = await h.login("alice")
+    await client.send(payload.replace(b"{to}", bob.jid.encode()))
+    await client.expect_stream_error(condition)
+    return bob

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from rawxmpp import ACCOUNTS, NS_STREAMS, running_server, stream_header
+from rawxmpp import ACCOUNTS, NS_STREAMS, attack_in_phase, running_server, stream_header
 
 #: ``{to}`` is an online recipient that must receive nothing.
 NOT_WELL_FORMED = {
@@ -49,15 +49,7 @@ HEADERS = {
 async def _attack(tmp_path: Path, ca: trustme.CA, phase: str, payload: bytes,
                   condition: str) -> None:
     async with running_server(tmp_path, ca) as h:
-        bob = await h.login("bob")
-        assert bob.jid is not None
-        if phase == "before-tls":
-            client = await h.connect()
-            await client.open_stream()
-        else:
-            client = await h.login("alice")
-        await client.send(payload.replace(b"{to}", bob.jid.encode()))
-        await client.expect_stream_error(condition)
+        bob = await attack_in_phase(h, phase, payload, condition)
         await h.assert_still_serving(observer=bob)
 
 

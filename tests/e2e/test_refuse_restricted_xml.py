@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from rawxmpp import running_server, stream_header
+from rawxmpp import attack_in_phase, running_server, stream_header
 
 HEADER = stream_header(declaration=False)
 DECL = b"<?xml version='1.0'?>"
@@ -61,15 +61,7 @@ async def test_dtd_before_stream_header(tmp_path: Path, ca: trustme.CA, case: st
 async def test_restricted_markup_in_stream(tmp_path: Path, ca: trustme.CA, case: str,
                                            phase: str) -> None:
     async with running_server(tmp_path, ca) as h:
-        bob = await h.login("bob")
-        assert bob.jid is not None
-        if phase == "before-tls":
-            client = await h.connect()
-            await client.open_stream()
-        else:
-            client = await h.login("alice")
-        await client.send(IN_STREAM[case].replace(b"{to}", bob.jid.encode()))
-        await client.expect_stream_error("restricted-xml")
+        bob = await attack_in_phase(h, phase, IN_STREAM[case], "restricted-xml")
         await h.assert_still_serving(observer=bob)
 
 

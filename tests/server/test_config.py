@@ -119,3 +119,13 @@ def test_cert_self_signed(deployment: Deployment, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (out / "example.org.crt").read_bytes().startswith(b"-----BEGIN CERTIFICATE")
     assert stat.S_IMODE((out / "example.org.key").stat().st_mode) == 0o600
+
+
+def test_text_log_fields_cannot_forge_other_fields() -> None:
+    import logging
+
+    from stockade.server.logs import TextFormatter
+    record = logging.LogRecord("stockade.c2s", logging.INFO, "", 0, "bound", (), None)
+    record.jid = "alice@localhost/x user=admin"
+    line = TextFormatter().format(record)
+    assert line.endswith('bound jid="alice@localhost/x user=admin"')

@@ -132,10 +132,7 @@ class C2SConnection(asyncio.Protocol):
         return True  # we close the transport ourselves
 
     def _peer_finished(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            if self._tls is not None:
-                self._write_raw(self._tls.close())
-            self.transport.close()
+        self._close_transport(stop_processing=False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Cancel timers; unbind once every stanza already read has been processed."""
@@ -199,7 +196,7 @@ class C2SConnection(asyncio.Protocol):
         self._queue.extend(events)
         if not self._busy:
             self._drain()
-        elif len(self._queue) > _MAX_QUEUED and self.transport is not None:
+        if self._busy and len(self._queue) > _MAX_QUEUED and self.transport is not None:
             self.transport.pause_reading()  # bounded: at most one read more is queued
         self._flush()
 
@@ -208,8 +205,6 @@ class C2SConnection(asyncio.Protocol):
             work = self._dispatch(self._queue.popleft())
             if work is not None:
                 self._busy = True
-                if len(self._queue) > _MAX_QUEUED and self.transport is not None:
-                    self.transport.pause_reading()
                 self._spawn(self._await_then_drain(work))
                 return
         self._unbind_if_gone()
@@ -331,8 +326,11 @@ class C2SConnection(asyncio.Protocol):
                 log.info("send buffer limit reached", extra={"peer": self.peer})
                 self._abort()
 
-    def _close_transport(self) -> None:
-        self._closing = True
+    def _close_transport(self, *, stop_processing: bool = True) -> None:
+        """Flush, send close_notify and close. ``stop_processing``: we ended the stream, so
+        stanzas still queued are dropped (a peer's close leaves them to be processed)."""
+        if stop_processing:
+            self._closing = True
         if self.transport is not None and not self.transport.is_closing():
             self._flush()
             if self._tls is not None:

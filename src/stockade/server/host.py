@@ -145,8 +145,3 @@ class Host:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-    def terminate_account(self, username: str) -> None:
-        """Close every session of an account (deleted, password changed)."""
-        for session in self.resources(username):
-            session.conn.terminate(SE.NOT_AUTHORIZED, "account changed")

@@ -132,16 +132,12 @@ class Server:
             for address in self.config["c2s"][f"{kind}_listen"]:
                 host, _, port = address.rpartition(":")
                 listener = await loop.create_server(
-                    functools.partial(C2SConnection, self, policy, self._context(),
+                    functools.partial(C2SConnection, self, policy, self.ssl_context,
                                       direct_tls=direct),
                     host.strip("[]"), int(port), reuse_address=True)
                 self._listeners.append(listener)
                 self.ports[kind].extend(s.getsockname()[1] for s in listener.sockets)
         log.info("listening", extra={"ports": self.ports, "domains": list(self.hosts)})
-
-    def _context(self) -> ssl.SSLContext:
-        assert self.ssl_context is not None
-        return self.ssl_context
 
     async def _tls_context(self, cert: Path, key: Path) -> ssl.SSLContext:
         ca = self.config["tls"]["client_ca"]

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from stockade.core.errors import (
     NS_STANZAS,
-    ErrorType,
     JIDError,
     RemoteProtocolError,
     StanzaError,
@@ -28,7 +27,8 @@ STANZA_TYPES: dict[str, frozenset[str]] = {
 }
 _DEFAULT_TYPE = {"message": "normal", "presence": "", "iq": ""}
 
-__all__ = ["NS_CLIENT", "NS_SERVER", "STANZA_TYPES", "Stanza", "error_reply", "parse_stanza"]
+__all__ = ["NS_CLIENT", "NS_SERVER", "STANZA_TYPES", "Stanza", "error_element", "error_reply",
+           "parse_stanza", "result_reply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +52,6 @@ class Stanza:
                 attrs[key] = str(jid)
         return Stanza(self.element.copy(attrs), self.kind, self.type, to, from_, self.id)
 
-    def payload(self) -> list[Element]:
-        """The child elements."""
-        return list(self.element.elements())
 
 
 def parse_stanza(el: Element, ns: str = NS_CLIENT) -> Stanza:
@@ -105,7 +102,14 @@ def error_reply(el: Element, error: StanzaError, ns: str = NS_CLIENT) -> Element
     return reply
 
 
-def make_error(condition: StanzaErrorCondition, text: str | None = None,
-               type_: ErrorType | None = None) -> StanzaError:
-    """Shorthand for a :class:`StanzaError`."""
-    return StanzaError(condition, text, type_)
+def result_reply(iq: Stanza, from_: str | None, child: Element | None = None) -> Element:
+    """An IQ result answering ``iq``, addressed back to its sender (RFC 6120 §8.2.3)."""
+    attrs = {"type": "result", "id": iq.id or ""}
+    if iq.from_ is not None:
+        attrs["to"] = str(iq.from_)
+    if from_ is not None:
+        attrs["from"] = from_
+    reply = Element(iq.element.ns, "iq", attrs)
+    if child is not None:
+        reply.append(child)
+    return reply

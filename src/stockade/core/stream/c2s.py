@@ -200,36 +200,37 @@ class C2SServerStream:
         exactly as a wrong password would, so the peer learns nothing."""
         if not self._expect("credential"):
             return []
-        out: list[ev.Event] = []
-        try:
-            try:
-                if self._plain is not None:
-                    self._finish_plain(credential, refuse, out)
-                else:
-                    assert self._scram is not None
-                    # SECURITY: a refused (throttled) attempt still shows the real salt, so
-                    # throttling does not reveal which accounts exist; it fails at the end.
-                    self._refuse = refuse
-                    challenge = self._scram.respond_first(credential)
-                    self.phase = Phase.SASL_STEP
-                    self._send_sasl("challenge", challenge)
-            except SASLFailure as exc:
-                self._sasl_failed(exc, out)
-        except RemoteProtocolError as exc:
-            self._fail(exc.condition, exc.text, out)
-            return out
-        return self._resume(out)
+        def step(out: list[ev.Event]) -> None:
+            if self._plain is not None:
+                self._finish_plain(credential, refuse, out)
+                return
+            assert self._scram is not None
+            # SECURITY: a refused (throttled) attempt still shows the real salt, so
+            # throttling does not reveal which accounts exist; it fails at the end.
+            self._refuse = refuse
+            challenge = self._scram.respond_first(credential)
+            self.phase = Phase.SASL_STEP
+            self._send_sasl("challenge", challenge)
+        return self._settle(step)
 
     def provide_external(self, username: str | None) -> list[ev.Event]:
         """Answer :class:`ExternalAuthRequested` with the account the certificate maps to."""
         if not self._expect("external"):
             return []
+        def step(out: list[ev.Event]) -> None:
+            if username is None:
+                raise SASLFailure(SF.NOT_AUTHORIZED)
+            self._sasl_success(username, None, out)
+        return self._settle(step)
+
+    def _settle(self, step: Callable[[list[ev.Event]], None]) -> list[ev.Event]:
+        """Run the step an answered lookup unblocks, then the input buffered meanwhile."""
         out: list[ev.Event] = []
         try:
-            if username is None:
-                self._sasl_failed(SASLFailure(SF.NOT_AUTHORIZED), out)
-            else:
-                self._sasl_success(username, None, out)
+            try:
+                step(out)
+            except SASLFailure as exc:
+                self._sasl_failed(exc, out)
         except RemoteProtocolError as exc:
             self._fail(exc.condition, exc.text, out)
             return out

@@ -101,11 +101,6 @@ class XMLStreamParser:
         """Whether ``</stream:stream>`` has been seen."""
         return self._ended
 
-    @property
-    def in_stanza(self) -> bool:
-        """Whether a top-level element is partly received."""
-        return self._stanza_start >= 0
-
     def feed(self, data: bytes) -> list[ParserEvent]:
         """Parse ``data`` and return the events it completed.
 

@@ -7,10 +7,9 @@ from collections.abc import Iterable
 
 from stockade.core.errors import JIDError, StanzaError, StanzaErrorCondition
 from stockade.core.jid import JID
-from stockade.core.stanza import NS_CLIENT, Stanza
+from stockade.core.stanza import NS_CLIENT, Stanza, result_reply
 from stockade.core.xml import Element
 from stockade.server.module import AccountFeature, IQHandler, Module, Registration, Target
-from stockade.server.modules.xep0199_ping import result_for
 from stockade.server.session import Session
 from stockade.storage.base import RosterItem
 
@@ -55,11 +54,11 @@ class Roster(Module):
         assert query_in is not None
         version, items = await self.host.storage.get_roster(session.username)
         if query_in.get("ver") == version:
-            return result_for(iq, None)
+            return result_reply(iq, None)
         query = Element(NS_ROSTER, "query", {"ver": version})
         for item in items:
             query.append(item_element(item))
-        return result_for(iq, None, query)
+        return result_reply(iq, None, query)
 
     async def on_set(self, iq: Stanza, session: Session) -> Element:
         """§2.3 add/update, §2.5 remove."""
@@ -74,7 +73,7 @@ class Roster(Module):
             await self.remove(session.username, contact)
         else:
             await self._update(session.username, contact, el)
-        return result_for(iq, None)
+        return result_reply(iq, None)
 
     async def _update(self, username: str, contact: JID, el: Element) -> None:
         name = el.get("name") or None

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from stockade.core.errors import StanzaError, StanzaErrorCondition
-from stockade.core.stanza import Stanza
+from stockade.core.stanza import Stanza, result_reply
 from stockade.core.xml import Element
 from stockade.server.module import Feature, IQHandler, Module, Registration, Target
-from stockade.server.modules.xep0199_ping import result_for
 from stockade.server.session import Session
 
 NS_INFO = "http://jabber.org/protocol/disco#info"
@@ -45,13 +44,13 @@ class Disco(Module):
             features = self.host.features
         for var in sorted(set(features) | {NS_INFO}):
             query.sub(NS_INFO, "feature", {"var": var})
-        return result_for(iq, str(to) if to else None, query)
+        return result_reply(iq, str(to) if to else None, query)
 
     async def on_items(self, iq: Stanza, session: Session) -> Element:
         """No items yet (components arrive with later modules)."""
         if iq.to is not None and iq.to.local is not None:
             await self._check_account_visible(iq, session)
-        return result_for(iq, str(iq.to) if iq.to else None, Element(NS_ITEMS, "query"))
+        return result_reply(iq, str(iq.to) if iq.to else None, Element(NS_ITEMS, "query"))
 
     async def _check_account_visible(self, iq: Stanza, session: Session) -> None:
         # SECURITY: an account answers only to itself and to contacts it lets see its

@@ -76,10 +76,8 @@ class Offline(Module):
         ``draining`` is set here, synchronously, so a message routed right after this call
         already queues behind the stored ones instead of overtaking them.
         """
-        if session.draining:
-            session.redrain = True
+        if not self.reserve(session):
             return
-        session.draining = True
         task = asyncio.ensure_future(self._drain_passes(session))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -100,12 +98,8 @@ class Offline(Module):
         While this runs the session takes no live messages (they are stored and picked up by
         the next batch), so nothing overtakes what was stored earlier.
         """
-        if not reserved:
-            if session.draining:
-                session.redrain = True
-                return
-            session.draining = True
-        await self._drain_passes(session)
+        if reserved or self.reserve(session):
+            await self._drain_passes(session)
 
     async def _drain_passes(self, session: Session) -> None:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stockade.core.stanza import Stanza
+from stockade.core.stanza import Stanza, result_reply
 from stockade.core.xml import Element
 from stockade.server.module import Feature, IQHandler, Module, Registration, Target
 from stockade.server.session import Session
@@ -26,17 +26,4 @@ class Ping(Module):
     async def on_ping(self, iq: Stanza, session: Session) -> Element:
         """Reply with an empty result."""
         # RFC 6120 §8.1.2.1: the reply comes from whom the ping was addressed to.
-        return result_for(iq, str(iq.to) if iq.to is not None else None)
-
-
-def result_for(iq: Stanza, from_: str | None, child: Element | None = None) -> Element:
-    """An IQ result answering ``iq`` (addressed back to its sender)."""
-    attrs = {"type": "result", "id": iq.id or ""}
-    if iq.from_ is not None:
-        attrs["to"] = str(iq.from_)
-    if from_ is not None:
-        attrs["from"] = from_
-    reply = Element(iq.element.ns, "iq", attrs)
-    if child is not None:
-        reply.append(child)
-    return reply
+        return result_reply(iq, str(iq.to) if iq.to is not None else None)
