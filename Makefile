@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= stockade.toml
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test bench clean config-reference
+.PHONY: run test bench clean config-reference feature-table
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,7 @@ clean:
 # Prints the configuration reference table that README.md embeds (a test keeps them equal).
 config-reference: $(STAMP)
 	@$(BIN)/python -c "from stockade.server.config import reference_markdown; print(reference_markdown())"
+
+# Prints the feature table README.md embeds (a test keeps them equal).
+feature-table: $(STAMP)
+	@$(BIN)/python -c "from stockade.server.registry import feature_table; print(feature_table())"

@@ -72,10 +72,30 @@ async def _check_v1(store: SQLiteStorage) -> None:
     assert message == OfflineMessage(message.id, "<message/>", 1700000000.5)
 
 
+def _seed_v2(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO account_data VALUES ('alice', 'jabber:iq:private', "
+                 "'storage|storage:bookmarks', '<storage/>', 1700000000.5)")
+
+
+async def _check_v2(store: SQLiteStorage) -> None:
+    assert await store.list_data("alice", "jabber:iq:private") == [
+        ("storage|storage:bookmarks", "<storage/>")]
+
+
+def _seed_reserved(conn: sqlite3.Connection) -> None:
+    """RESERVED migration (no tables yet): its owner replaces this with real rows."""
+
+
+async def _check_reserved(store: SQLiteStorage) -> None:
+    """RESERVED migration: its owner replaces this with a check of the rows seeded."""
+
+
 #: Rows to insert right after migration N, in the schema of version N.
-SEEDS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _seed_v1}
+SEEDS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _seed_v1, 2: _seed_v2, 3: _seed_reserved, 4: _seed_reserved, 5: _seed_reserved}
 #: Checks, through the public API at the latest version, that they survived.
-CHECKS: dict[int, Callable[[SQLiteStorage], Awaitable[None]]] = {1: _check_v1}
+CHECKS: dict[int, Callable[[SQLiteStorage], Awaitable[None]]] = {
+    1: _check_v1, 2: _check_v2, 3: _check_reserved, 4: _check_reserved, 5: _check_reserved}
 
 
 def build_at(path: Path, version: int) -> None:

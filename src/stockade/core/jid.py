@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import precis_i18n
 
 from stockade.core.errors import JIDError
+from stockade.core.spec import Spec
 
 _MAX_PART_BYTES = 1023  # RFC 7622 §3.2-3.4: each part 1 to 1023 octets after preparation
 _USERNAME = precis_i18n.get_profile("UsernameCaseMapped")
@@ -141,3 +142,6 @@ def _parse_cached(text: str) -> JID:
         raise JIDError("empty resourcepart")
     local, domain = (before, after) if at else (None, local_domain)
     return JID.make(local, domain, resource if sep else None)
+
+
+SPECS = (Spec("RFC 7622", "XMPP address format", "RFC 7622"),)

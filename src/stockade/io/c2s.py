@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from stockade.core.errors import StanzaError, StreamErrorCondition
+from stockade.core.spec import Spec
 from stockade.core.stream import events as ev
 from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
 from stockade.core.xml import Element
@@ -362,3 +363,6 @@ _EVENT_HANDLERS: dict[type, Callable[[C2SConnection, Any], Awaitable[Any] | None
     ev.StreamClosed: C2SConnection._on_closed,
     ev.StreamFailed: C2SConnection._on_closed,
 }
+
+
+SPECS = (Spec("XEP-0368", "SRV records for XMPP over TLS (direct TLS port)", "1.1.0"),)

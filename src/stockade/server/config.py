@@ -1,6 +1,7 @@
 """Server configuration: a TOML file checked against a typed schema with strict defaults.
 
-Every option is declared once in :data:`SCHEMA` (type, default, bounds, one-line doc); the
+Every option is declared once, in :data:`_CORE_SCHEMA` or by the feature module that uses it
+(:func:`register_section`), with its type, default, bounds, one-line doc); the
 README's reference table is generated from it, and an unknown key or a bad value is refused
 at start with a message naming the key.
 """
@@ -27,13 +28,15 @@ class Option:
     check: Callable[[Any], str | None] | None = None  # returns an error message or None
 
 
-def _range(lo: int, hi: int) -> Callable[[Any], str | None]:
+def int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
+    """A check for an int option between ``lo`` and ``hi`` inclusive."""
     def check(value: Any) -> str | None:
         return None if lo <= value <= hi else f"must be between {lo} and {hi}"
     return check
 
 
-def _choice(*allowed: str) -> Callable[[Any], str | None]:
+def choice(*allowed: str) -> Callable[[Any], str | None]:
+    """A check for a string option with a fixed set of values."""
     def check(value: Any) -> str | None:
         return None if value in allowed else f"must be one of {', '.join(allowed)}"
     return check
@@ -65,16 +68,16 @@ def _domains(value: Any) -> str | None:
     return None
 
 
-SCHEMA: dict[str, dict[str, Option]] = {
+_CORE_SCHEMA: dict[str, dict[str, Option]] = {
     "server": {
         "domains": Option(list, ["localhost"], "The domain this server hosts, as a one-element "
                           "list (one domain per server in this release).", _domains),
         "data_dir": Option(str, "var", "Directory for the database, generated certificates "
                            "and uploads (relative paths are relative to the working directory)."),
         "log_level": Option(str, "info", "Log level: debug, info, warning or error.",
-                            _choice("debug", "info", "warning", "error")),
+                            choice("debug", "info", "warning", "error")),
         "log_format": Option(str, "text", "Log format: text or json (one object per line).",
-                             _choice("text", "json")),
+                             choice("text", "json")),
     },
     "c2s": {
         "starttls_listen": Option(list, ["127.0.0.1:5222"], "Addresses for client connections "
@@ -83,56 +86,81 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "direct_tls_listen": Option(list, ["127.0.0.1:5223"], "Addresses for client "
                                     "connections that start with TLS (XEP-0368).", _addresses),
         "max_stanza_bytes": Option(int, 256 * 1024, "Largest stanza accepted after "
-                                   "authentication (bytes).", _range(10_000, 16 * 1024 * 1024)),
+                                   "authentication (bytes).", int_range(10_000, 16 * 1024 * 1024)),
         "max_preauth_stanza_bytes": Option(int, 16 * 1024, "Largest element accepted before "
-                                           "authentication (bytes).", _range(4096, 262_144)),
+                                           "authentication (bytes).", int_range(4096, 262_144)),
         "max_depth": Option(int, 32, "Deepest element nesting accepted in a stanza.",
-                            _range(4, 256)),
+                            int_range(4, 256)),
         "max_auth_failures": Option(int, 3, "Failed SASL attempts allowed on one stream before "
-                                    "it is closed (RFC 6120 §6.4.5: 2 to 5).", _range(2, 5)),
+                                    "it is closed (RFC 6120 §6.4.5: 2 to 5).", int_range(2, 5)),
         "auth_timeout_s": Option(int, 30, "Seconds a connection may take to authenticate and "
-                                 "bind.", _range(5, 600)),
+                                 "bind.", int_range(5, 600)),
         "allow_plain": Option(bool, True, "Offer SASL PLAIN (only ever over TLS)."),
         "send_buffer_high_bytes": Option(int, 256 * 1024, "Unsent bytes queued for a client "
                                          "beyond which new messages go to offline storage "
                                          "until it reads again (slow readers).",
-                                         _range(16 * 1024, 64 * 1024 * 1024)),
+                                         int_range(16 * 1024, 64 * 1024 * 1024)),
         "send_buffer_max_bytes": Option(int, 16 * 1024 * 1024, "Unsent bytes at which a client "
                                         "that does not read is disconnected.",
-                                        _range(256 * 1024, 1024 * 1024 * 1024)),
+                                        int_range(256 * 1024, 1024 * 1024 * 1024)),
         "send_stall_timeout_s": Option(int, 60, "Seconds a client may stay above "
                                        "send_buffer_high_bytes before it is disconnected.",
-                                       _range(5, 3600)),
+                                       int_range(5, 3600)),
         "resource_conflict": Option(str, "kick_old", "When a client binds a resource already "
                                     "in use: kick_old, refuse or random (RFC 6120 §7.7.2.2).",
-                                    _choice("kick_old", "refuse", "random")),
+                                    choice("kick_old", "refuse", "random")),
     },
     "tls": {
         "cert": Option(str, "", "PEM certificate chain. Empty: a self-signed certificate for "
                        "the first domain is generated under data_dir."),
         "key": Option(str, "", "PEM private key for cert."),
         "min_version": Option(str, "1.2", "Lowest TLS version accepted: 1.2 or 1.3.",
-                              _choice("1.2", "1.3")),
+                              choice("1.2", "1.3")),
         "client_ca": Option(str, "", "PEM CA bundle whose client certificates may log in with "
                             "SASL EXTERNAL (XEP-0178). Empty: EXTERNAL only for certificates "
                             "registered to an account."),
     },
     "auth": {
         "scram_iterations": Option(int, 4096, "PBKDF2 iterations for newly stored SCRAM keys.",
-                                   _range(4096, 10_000_000)),
+                                   int_range(4096, 10_000_000)),
         "max_failures_per_ip": Option(int, 10, "Failed logins per client IP per minute before "
-                                      "further attempts from it are refused.", _range(1, 10_000)),
+                                      "further attempts from it are refused.",
+                                      int_range(1, 10_000)),
         "max_failures_per_account": Option(int, 5, "Failed logins per account per minute "
                                            "before further attempts on it are refused.",
-                                           _range(1, 10_000)),
+                                           int_range(1, 10_000)),
     },
     "storage": {
         "database": Option(str, "", "SQLite database path. Empty: data_dir/stockade.db."),
         "max_offline_messages": Option(int, 1000, "Offline messages kept per account; "
                                        "beyond it senders get resource-constraint.",
-                                       _range(0, 1_000_000)),
+                                       int_range(0, 1_000_000)),
     },
 }
+
+
+_FEATURE_SCHEMA: dict[str, dict[str, Option]] = {}
+
+
+def register_section(section: str, options: dict[str, Option]) -> None:
+    """Declare a feature module's configuration section (called when its module is imported).
+
+    Raises:
+        ConfigError: the section is already declared (two modules cannot share one).
+    """
+    if section in _CORE_SCHEMA or _FEATURE_SCHEMA.get(section, options) is not options:
+        raise ConfigError(f"configuration section [{section}] declared twice")
+    _FEATURE_SCHEMA[section] = options
+
+
+def schema() -> dict[str, dict[str, Option]]:
+    """Every section: the core ones, then those the feature modules declare."""
+    # The modules declare their sections when imported; importing them here keeps one
+    # registry whoever asks first (the CLI, the server or a test).
+    import stockade.server.modules
+
+    stockade.server.modules.import_all()
+    return {**_CORE_SCHEMA, **_FEATURE_SCHEMA}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +209,14 @@ def load_config(path: Path | None) -> Config:
 
 def check_config(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Merge ``raw`` over the defaults, refusing anything the schema does not allow."""
+    sections = schema()
     for section in raw:
-        if section not in SCHEMA:
+        if section not in sections:
             raise ConfigError(f"unknown section [{section}]")
         if not isinstance(raw[section], dict):
             raise ConfigError(f"[{section}] must be a table")
     values: dict[str, dict[str, Any]] = {}
-    for section, options in SCHEMA.items():
+    for section, options in sections.items():
         given = raw.get(section, {})
         for key in given:
             if key not in options:
@@ -211,7 +240,7 @@ def _check_value(name: str, opt: Option, value: Any) -> Any:
 def reference_markdown() -> str:
     """The configuration reference table (used by the README and checked by a test)."""
     lines = ["| key | default | meaning |", "|---|---|---|"]
-    for section, options in SCHEMA.items():
+    for section, options in schema().items():
         for key, opt in options.items():
             default = repr(opt.default).replace("'", '"')
             lines.append(f"| `{section}.{key}` | `{default}` | {opt.doc} |")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 from collections.abc import Coroutine
@@ -12,7 +13,21 @@ from stockade.core.errors import ConfigError, StanzaError, StanzaErrorCondition
 from stockade.core.errors import StreamErrorCondition as SE
 from stockade.core.jid import JID
 from stockade.server.config import Config
-from stockade.server.module import AccountFeature, Feature, IQHandler, Module, Target
+from stockade.server.module import (
+    AccountFeature,
+    Component,
+    Feature,
+    Hook,
+    Identity,
+    IQHandler,
+    Module,
+    Nonza,
+    PreauthIQ,
+    Stage,
+    StanzaEvent,
+    StreamFeature,
+    Target,
+)
 from stockade.server.modules import default_modules
 from stockade.server.modules.rfc6121_presence import Presence
 from stockade.server.modules.rfc6121_roster import Roster
@@ -37,9 +52,15 @@ class Host:
         self._iq: dict[tuple[str, tuple[str, str]], list[IQHandler]] = {}
         self.features: list[str] = []
         self.account_features: list[str] = []
+        self.identities: list[Identity] = []
         self.modules: dict[str, Module] = {}
         self.tasks: set[asyncio.Future[None]] = set()
-        for cls in default_modules():
+        self._hooks: dict[tuple[Stage, str], list[Hook]] = {}
+        self.components: dict[str, Component] = {}  # by full domain
+        self.stream_features: dict[str, list[str]] = {"bind": [], "sasl": []}
+        self.nonzas: dict[tuple[str, str], Nonza] = {}
+        self.preauth_iqs: dict[tuple[str, str], PreauthIQ] = {}
+        for cls in default_modules(config):
             self._install(cls(self))
         self.presence = self._module(Presence)
         self.roster = self._module(Roster)
@@ -58,6 +79,51 @@ class Host:
                 self.features.append(reg.var)
             elif isinstance(reg, AccountFeature):
                 self.account_features.append(reg.var)
+            elif isinstance(reg, Identity):
+                self.identities.append(reg)
+            elif isinstance(reg, Hook):
+                self._add_hook(reg)
+            elif isinstance(reg, Component):
+                self.components[f"{reg.subdomain}.{self.domain}"] = reg
+            elif isinstance(reg, StreamFeature):
+                self.stream_features[reg.stage].append(reg.xml)
+            elif isinstance(reg, Nonza):
+                self.nonzas[(reg.ns, reg.name)] = reg
+            elif isinstance(reg, PreauthIQ):
+                self.preauth_iqs[reg.payload] = reg
+
+    def _add_hook(self, hook: Hook) -> None:
+        for kind in hook.kinds:
+            hooks = self._hooks.setdefault((hook.stage, kind), [])
+            hooks.append(hook)
+            hooks.sort(key=lambda h: h.order)
+
+    def has_hooks(self, stage: Stage, kind: str) -> bool:
+        """Whether any module acts at ``stage`` on ``kind`` stanzas (skip the work if not)."""
+        return (stage, kind) in self._hooks
+
+    async def run_hooks(self, stage: Stage, event: StanzaEvent) -> None:
+        """Run the hooks for ``stage`` in order until one sets ``stop``; a StanzaError
+        raised by a hook propagates to the caller (who bounces it)."""
+        for hook in self._hooks.get((stage, event.stanza.kind), ()):
+            result = hook.fn(event)
+            if inspect.isawaitable(result):
+                await result
+            if event.stop:
+                return
+
+    async def start(self) -> None:
+        """Start every module (storage is open)."""
+        for module in self.modules.values():
+            await module.start()
+
+    async def stop(self) -> None:
+        """Stop every module, last installed first."""
+        for module in reversed(list(self.modules.values())):
+            try:
+                await module.stop()
+            except Exception:
+                log.exception("module stop failed", extra={"feature": module.name})
 
     def _add_iq(self, reg: IQHandler) -> None:
         handlers = self._iq.setdefault((reg.type, reg.payload), [])

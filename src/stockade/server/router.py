@@ -1,7 +1,8 @@
 """Stanza routing and delivery: RFC 6120 §10 and RFC 6121 §8.
 
 Decides on the envelope alone (kind, type, addressee), so unknown payloads pass untouched.
-Message delivery to online resources is synchronous; only storage work is awaited.
+Without module hooks, message delivery to online resources is synchronous and only storage
+work is awaited; hooks (archive, carbons, blocking) run at the stages of ``module.Stage``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from stockade.core.errors import StanzaError, StanzaErrorCondition
 from stockade.core.jid import JID
 from stockade.core.stanza import Stanza, error_reply
 from stockade.core.xml import Element
-from stockade.server.module import IQHandler, Target
+from stockade.server.module import IQHandler, Stage, StanzaEvent, Target
 
 if TYPE_CHECKING:
     from stockade.server.host import Host
@@ -32,6 +33,26 @@ class Router:
 
     def route(self, stanza: Stanza, origin: Session) -> Awaitable[None] | None:
         """Route one stanza from ``origin``; returns work to await to keep stanzas in order."""
+        if self.host.has_hooks(Stage.SENT, stanza.kind):
+            return self._sent_hooks_then_route(stanza, origin)
+        return self._route(stanza, origin)
+
+    async def _sent_hooks_then_route(self, stanza: Stanza, origin: Session) -> None:
+        event = StanzaEvent(stanza, origin)
+        try:
+            await self.host.run_hooks(Stage.SENT, event)
+        except StanzaError as err:
+            self.bounce(stanza, err)
+            return
+        if not event.stop:
+            work = self._route(event.stanza, origin)
+            if work is not None:
+                await work
+
+    def _route(self, stanza: Stanza, origin: Session) -> Awaitable[None] | None:
+        to = stanza.to
+        if to is not None and to.domain in self.host.components:
+            return self.host.components[to.domain].handler(stanza, origin)
         if stanza.kind == "message":
             return self.route_message(stanza, origin)
         if stanza.kind == "presence":
@@ -56,6 +77,8 @@ class Router:
         if to is None:
             return None
         if to.domain != self.host.domain:
+            if to.domain in self.host.components:
+                return self.host.components[to.domain].handler(stanza, origin)
             self.bounce(stanza, StanzaError(SEC.REMOTE_SERVER_NOT_FOUND))
             return None
         if to.local is None:
@@ -63,17 +86,44 @@ class Router:
             if stanza.type != "error":
                 self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
             return None
+        host = self.host
+        if host.has_hooks(Stage.MESSAGE_INBOUND, "message") or host.has_hooks(
+                Stage.MESSAGE_DELIVERED, "message"):
+            return self._deliver_with_hooks(StanzaEvent(stanza, origin, account=to.local), to)
+        return self._deliver_message(stanza, to, None)
+
+    async def _deliver_with_hooks(self, event: StanzaEvent, to: JID) -> None:
+        try:
+            await self.host.run_hooks(Stage.MESSAGE_INBOUND, event)
+        except StanzaError as err:
+            self.bounce(event.stanza, err)
+            return
+        if event.stop:
+            return
+        work = self._deliver_message(event.stanza, to, event.delivered)
+        if work is not None:
+            event.stored = True
+            await work
+        await self.host.run_hooks(Stage.MESSAGE_DELIVERED, event)
+
+    def _deliver_message(self, stanza: Stanza, to: JID,
+                         delivered: list[Session] | None) -> Awaitable[None] | None:
+        """RFC 6121 §8.5.3 (full JID) and §8.5.2 (bare JID) for a local account; the sessions
+        written to are appended to ``delivered``."""
         if to.resource is not None:
             target = self.host.session_for(to)
             if target is not None and target.is_reachable:
                 target.deliver(stanza.element)
+                if delivered is not None:
+                    delivered.append(target)
                 return None
             if stanza.type == "groupchat":  # §8.5.3.2.1
                 self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
                 return None
-        return self._message_to_bare(stanza, to.bare)
+        return self._message_to_bare(stanza, to.bare, delivered)
 
-    def _message_to_bare(self, stanza: Stanza, bare: JID) -> Awaitable[None] | None:
+    def _message_to_bare(self, stanza: Stanza, bare: JID,
+                         delivered: list[Session] | None) -> Awaitable[None] | None:
         assert bare.local is not None
         if stanza.type == "error":
             return None  # §8.5.2.1.1: an error message to a bare JID is silently ignored
@@ -83,16 +133,15 @@ class Router:
         # A connection that is closing cannot take the message: it goes to storage instead.
         sessions = [s for s in self.host.resources(bare.local) if s.available
                     and s.priority >= 0 and s.is_reachable]
-        if stanza.type == "headline":
-            for s in sessions:
-                s.deliver(stanza.element)
-            return None
-        if sessions:
+        if sessions and stanza.type != "headline":
             # §8.5.2.1.1: deliver to the highest-priority resource(s) — we use all of them.
             top = max(s.priority for s in sessions)
-            for s in sessions:
-                if s.priority == top:
-                    s.deliver(stanza.element)
+            sessions = [s for s in sessions if s.priority == top]
+        for s in sessions:
+            s.deliver(stanza.element)
+        if delivered is not None:
+            delivered.extend(sessions)
+        if sessions or stanza.type == "headline":
             return None
         return self.host.offline.store(stanza, bare)
 
@@ -104,6 +153,8 @@ class Router:
             self.bounce(stanza, StanzaError(SEC.REMOTE_SERVER_NOT_FOUND))
             return None
         if to is not None and to.resource is not None:
+            if stanza.type in ("get", "set") and self.host.has_hooks(Stage.IQ_INBOUND, "iq"):
+                return self._iq_to_full_with_hooks(StanzaEvent(stanza, origin, to.local), to)
             self._iq_to_full(stanza, to)
             return None
         if stanza.type in ("result", "error"):
@@ -115,6 +166,15 @@ class Router:
             self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
             return None
         return self._run_iq(handler, stanza, origin)
+
+    async def _iq_to_full_with_hooks(self, event: StanzaEvent, to: JID) -> None:
+        try:
+            await self.host.run_hooks(Stage.IQ_INBOUND, event)
+        except StanzaError as err:
+            self.bounce(event.stanza, err)
+            return
+        if not event.stop:
+            self._iq_to_full(event.stanza, to)
 
     def _iq_to_full(self, stanza: Stanza, to: JID) -> None:
         target = self.host.session_for(to)

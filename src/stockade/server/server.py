@@ -126,6 +126,8 @@ class Server:
         # RFC 5929 tls-server-end-point: computed once, the same for every connection.
         self.channel_binding = ("tls-server-end-point",
                                 tls_server_end_point(first_cert_der(cert.read_bytes())))
+        for host in self.hosts.values():
+            await host.start()
         policy = c2s_policy(self.config, server_secret(self.config))
         loop = asyncio.get_running_loop()
         for kind, direct in (("starttls", False), ("direct_tls", True)):
@@ -171,6 +173,8 @@ class Server:
         for listener in self._listeners:
             await listener.wait_closed()
         await self._finish_pending_work()
+        for host in self.hosts.values():
+            await host.stop()
         await self.storage.close()
 
     async def _finish_pending_work(self, timeout_s: float = 10.0) -> None:

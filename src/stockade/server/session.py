@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from stockade.core.errors import StreamErrorCondition
 from stockade.core.jid import JID
@@ -35,6 +36,7 @@ class Session:
     __slots__ = (
         "available",
         "conn",
+        "data",
         "directed",
         "draining",
         "interested",
@@ -42,6 +44,7 @@ class Session:
         "presence",
         "priority",
         "redrain",
+        "screen",
     )
 
     def __init__(self, jid: JID, conn: Connection) -> None:
@@ -56,6 +59,10 @@ class Session:
         # so the client sees them in order.
         self.draining = False
         self.redrain = False  # a message was stored during the drain: run another pass
+        self.data: dict[str, Any] = {}  # per-session state of feature modules, by module name
+        # Set by modules that hide stanzas from this client (XEP-0191 blocking): returns True
+        # for an element that must not be delivered. Checked on every delivery.
+        self.screen: Callable[[Element], bool] | None = None
 
     @property
     def username(self) -> str:
@@ -64,7 +71,9 @@ class Session:
         return self.jid.local
 
     def deliver(self, el: Element) -> None:
-        """Send a stanza to this resource."""
+        """Send a stanza to this resource (unless a module screens it out)."""
+        if self.screen is not None and self.screen(el):
+            return
         self.conn.deliver(el)
 
     @property

@@ -120,8 +120,8 @@ class OfflineMessage:
     stamp: float
 
 
-class Storage(Protocol):
-    """What the server needs to persist; SQLite and PostgreSQL implement it.
+class CoreStorage(Protocol):
+    """What the core server (RFC 6120/6121) needs to persist.
 
     Every method is one transaction. Per-account methods raise
     ``AccountNotFound`` when the account does not exist, except three lookups
@@ -336,3 +336,15 @@ class Storage(Protocol):
             AccountNotFound: no such account.
         """
         ...
+
+
+from .account_data import AccountDataStorage  # noqa: E402
+from .archive import ArchiveStorage  # noqa: E402
+from .muc import MucStorage  # noqa: E402
+from .pubsub import PubsubStorage  # noqa: E402
+
+
+class Storage(CoreStorage, AccountDataStorage, ArchiveStorage, PubsubStorage, MucStorage,
+              Protocol):
+    """Everything the server persists: the core plus one interface per feature (each in its
+    own file, with its SQLite side in ``sqlite_<feature>.py``)."""

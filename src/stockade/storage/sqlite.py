@@ -33,6 +33,11 @@ from .base import (
     UnsupportedSchemaVersion,
     normalize_fingerprint,
 )
+from .sqlite_account_data import SQLiteAccountData
+from .sqlite_archive import SQLiteArchive
+from .sqlite_base import SQLiteBase
+from .sqlite_muc import SQLiteMuc
+from .sqlite_pubsub import SQLitePubsub
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -235,7 +240,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 # The backend ------------------------------------------------------------------
 
 
-class SQLiteStorage:
+class SQLiteStorage(SQLiteAccountData, SQLiteArchive, SQLitePubsub, SQLiteMuc, SQLiteBase):
     """``Storage`` on one SQLite file.
 
     Args:

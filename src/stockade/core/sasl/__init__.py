@@ -19,6 +19,7 @@ from stockade.core.sasl.scram import (
     mock_credential,
     ssdp_input,
 )
+from stockade.core.spec import Spec
 
 __all__ = [
     "DEFAULT_ITERATIONS",
@@ -65,3 +66,10 @@ def parse_mechanism(name: str) -> tuple[str, bool]:
     plus = name.endswith("-PLUS")
     hash_name = name.removeprefix("SCRAM-").removesuffix("-PLUS")
     return hash_name, plus
+
+
+SPECS = (
+    Spec("RFC 5802", "SCRAM (SHA-1) with channel binding (-PLUS)", "RFC 5802"),
+    Spec("RFC 7677", "SCRAM-SHA-256", "RFC 7677"),
+    Spec("XEP-0178", "SASL EXTERNAL with client certificates", "1.2"),
+)

@@ -40,6 +40,7 @@ from stockade.core.sasl import (
     verify_plain,
 )
 from stockade.core.sasl.credentials import ScramCredential
+from stockade.core.spec import Spec
 from stockade.core.stanza import NS_CLIENT, Stanza, error_reply, parse_stanza
 from stockade.core.stream import events as ev
 from stockade.core.xml import (
@@ -701,3 +702,11 @@ _HANDLERS: dict[tuple[Phase, str, str], _Handler] = {
     (Phase.BIND, NS_CLIENT, "iq"): C2SServerStream._on_bind_iq,
     (Phase.ESTABLISHED, NS_CLIENT, "iq"): C2SServerStream._on_established_iq,
 }
+
+
+SPECS = (
+    Spec("RFC 6120", "XMPP Core: streams, STARTTLS, SASL, binding", "RFC 6120",
+         notes="c2s only (no s2s yet)"),
+    Spec("XEP-0440", "SASL Channel-Binding Type Capability", "0.4.2"),
+    Spec("XEP-0474", "SASL SCRAM Downgrade Protection", "0.5.0"),
+)

@@ -21,7 +21,7 @@ from stockade.core.im.subscription import Subscription as Sub
 from stockade.core.jid import JID
 from stockade.core.stanza import NS_CLIENT, Stanza
 from stockade.core.xml import Element, serialize
-from stockade.server.module import Module
+from stockade.server.module import Module, Spec
 from stockade.server.session import Session
 from stockade.storage.base import RosterItem
 
@@ -49,6 +49,7 @@ class Presence(Module):
     """RFC 6121 §3 and §4 for local accounts."""
 
     name = "rfc6121_presence"
+    specs = (Spec("RFC 6121", "XMPP IM: roster, subscriptions, presence, messages", "RFC 6121"),)
     depends = ("rfc6121_roster",)
 
     # ------------------------------------------------------------------ outbound
@@ -290,3 +291,6 @@ def _subscription_element(original: Element, from_: JID, to: JID, type_: str) ->
     el = _restamp(original, from_, to)
     el.attrs["type"] = type_
     return el
+
+
+MODULES = (Presence,)

@@ -9,7 +9,7 @@ from stockade.core.errors import JIDError, StanzaError, StanzaErrorCondition
 from stockade.core.jid import JID
 from stockade.core.stanza import NS_CLIENT, Stanza, result_reply
 from stockade.core.xml import Element
-from stockade.server.module import AccountFeature, IQHandler, Module, Registration, Target
+from stockade.server.module import AccountFeature, IQHandler, Module, Registration, Spec, Target
 from stockade.server.session import Session
 from stockade.storage.base import RosterItem
 
@@ -40,6 +40,7 @@ class Roster(Module):
     """The roster get/set handlers and pushes; subscriptions live in rfc6121_presence."""
 
     name = "rfc6121_roster"
+    specs = (Spec("RFC 6121", "XMPP IM: roster, subscriptions, presence, messages", "RFC 6121"),)
 
     def registrations(self) -> Iterable[Registration]:
         """RFC 6121 §2.1.5: only the account itself may read or change its roster."""
@@ -141,3 +142,6 @@ def _groups(el: Element) -> tuple[str, ...]:
     if len(set(groups)) != len(groups):
         raise StanzaError(SEC.BAD_REQUEST, "duplicate group")  # §2.3.3
     return tuple(groups)
+
+
+MODULES = (Roster,)

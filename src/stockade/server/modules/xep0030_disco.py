@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from stockade.core.errors import StanzaError, StanzaErrorCondition
 from stockade.core.stanza import Stanza, result_reply
 from stockade.core.xml import Element
-from stockade.server.module import Feature, IQHandler, Module, Registration, Target
+from stockade.server.module import Feature, IQHandler, Module, Registration, Spec, Target
 from stockade.server.session import Session
 
 NS_INFO = "http://jabber.org/protocol/disco#info"
@@ -18,6 +18,7 @@ class Disco(Module):
     """disco#info and disco#items for the host and for accounts' bare JIDs."""
 
     name = "xep0030_disco"
+    specs = (Spec("XEP-0030", "Service Discovery", "2.5rc3"),)
 
     def registrations(self) -> Iterable[Registration]:
         """Info and items on the host, on one's own account and on other accounts."""
@@ -42,15 +43,24 @@ class Disco(Module):
             query.sub(NS_INFO, "identity", {"category": "server", "type": "im",
                                             "name": "Stockade"})
             features = self.host.features
+        on_account = to is None or to.local is not None
+        for identity in self.host.identities:
+            if identity.on_account == on_account:
+                query.sub(NS_INFO, "identity", {"category": identity.category,
+                                                "type": identity.type})
         for var in sorted(set(features) | {NS_INFO}):
             query.sub(NS_INFO, "feature", {"var": var})
         return result_reply(iq, str(to) if to else None, query)
 
     async def on_items(self, iq: Stanza, session: Session) -> Element:
-        """No items yet (components arrive with later modules)."""
+        """The host lists its components (XEP-0030 §4); accounts list nothing here."""
+        query = Element(NS_ITEMS, "query")
         if iq.to is not None and iq.to.local is not None:
             await self._check_account_visible(iq, session)
-        return result_reply(iq, str(iq.to) if iq.to else None, Element(NS_ITEMS, "query"))
+        elif iq.to is not None:
+            for domain, component in sorted(self.host.components.items()):
+                query.sub(NS_ITEMS, "item", {"jid": domain, "name": component.name})
+        return result_reply(iq, str(iq.to) if iq.to else None, query)
 
     async def _check_account_visible(self, iq: Stanza, session: Session) -> None:
         # SECURITY: an account answers only to itself and to contacts it lets see its
@@ -63,3 +73,6 @@ class Disco(Module):
         item = await self.host.storage.get_roster_item(to.local, str(session.jid.bare))
         if item is None or item.subscription not in ("from", "both"):
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+
+MODULES = (Disco,)

@@ -12,7 +12,7 @@ from stockade.core.errors import StanzaError, StanzaErrorCondition
 from stockade.core.jid import JID
 from stockade.core.stanza import NS_CLIENT, Stanza
 from stockade.core.xml import escape_attr, serialize
-from stockade.server.module import Module
+from stockade.server.module import Module, Spec
 
 if TYPE_CHECKING:
     from stockade.server.host import Host
@@ -39,6 +39,8 @@ class Offline(Module):
     """Stores messages for accounts with no available resource; delivers them at login."""
 
     name = "xep0160_offline"
+    specs = (Spec("XEP-0160", "Best Practices for Handling Offline Messages", "1.0.1"),
+             Spec("XEP-0203", "Delayed Delivery", "2.0"))
     depends = ("rfc6121_presence",)
 
     def __init__(self, host: Host) -> None:
@@ -135,3 +137,6 @@ def _with_delay(stanza: str, stamp: float, domain: str) -> str:
     if closing < 0:  # self-closed element: open it up
         return stanza[:-2] + ">" + delay + "</message>"
     return stanza[:closing] + delay + stanza[closing:]
+
+
+MODULES = (Offline,)

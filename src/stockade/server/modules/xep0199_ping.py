@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from stockade.core.stanza import Stanza, result_reply
 from stockade.core.xml import Element
-from stockade.server.module import Feature, IQHandler, Module, Registration, Target
+from stockade.server.module import Feature, IQHandler, Module, Registration, Spec, Target
 from stockade.server.session import Session
 
 NS_PING = "urn:xmpp:ping"
@@ -16,6 +16,7 @@ class Ping(Module):
     """XEP-0199 §4.2: client-to-server pings."""
 
     name = "xep0199_ping"
+    specs = (Spec("XEP-0199", "XMPP Ping", "2.0.1"),)
     depends = ("xep0030_disco",)
 
     def registrations(self) -> Iterable[Registration]:
@@ -27,3 +28,6 @@ class Ping(Module):
         """Reply with an empty result."""
         # RFC 6120 §8.1.2.1: the reply comes from whom the ping was addressed to.
         return result_reply(iq, str(iq.to) if iq.to is not None else None)
+
+
+MODULES = (Ping,)

@@ -1,0 +1,2 @@
+-- Stockade storage schema, version 3: XEP-0313 message archive (storage/archive.py).
+-- RESERVED: filled in by the feature that owns it; no statements yet.

@@ -1,0 +1,2 @@
+-- Stockade storage schema, version 4: XEP-0060/0163 PEP nodes and items (storage/pubsub.py).
+-- RESERVED: filled in by the feature that owns it; no statements yet.

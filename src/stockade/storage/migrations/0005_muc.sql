@@ -1,0 +1,2 @@
+-- Stockade storage schema, version 5: XEP-0045 rooms (storage/muc.py).
+-- RESERVED: filled in by the feature that owns it; no statements yet.
