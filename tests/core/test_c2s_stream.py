@@ -339,3 +339,68 @@ def test_own_from_in_another_spelling_is_rewritten_canonically() -> None:
     received = d.last(ev.StanzaReceived)
     assert isinstance(received, ev.StanzaReceived)
     assert received.stanza.element.attrs["from"] == "juliet@example.com/balcony"
+
+
+EXTENDED = C2SPolicy(
+    domains=frozenset({"example.com"}),
+    bind_features=("<csi xmlns='urn:xmpp:csi:0'/>",),
+    sasl_features=("<register xmlns='http://jabber.org/features/iq-register'/>",),
+    nonzas=frozenset({("urn:xmpp:csi:0", "active")}),
+    preauth_iqs=frozenset({("jabber:iq:register", "query")}),
+    max_preauth_iqs=2,
+)
+REGISTER_GET = b"<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>"
+
+
+def test_module_features_are_offered_in_their_stage() -> None:
+    d = Driver(policy=EXTENDED)
+    assert b"iq-register" not in d.send(HEADER)  # never before TLS
+    d.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    d.stream.tls_established(CB)
+    features = d.send(HEADER)
+    assert features.endswith(b"<register xmlns='http://jabber.org/features/iq-register'/>"
+                             b"</stream:features>")
+    assert b"csi" not in features
+    d.scram_login()
+    assert b"<csi xmlns='urn:xmpp:csi:0'/></stream:features>" in d.send(HEADER)
+
+
+def test_registered_nonza_reaches_the_shell_and_others_do_not() -> None:
+    d = Driver(policy=EXTENDED)
+    d.to_tls()
+    d.scram_login()
+    d.bind()
+    d.send(b"<active xmlns='urn:xmpp:csi:0'/>")
+    nonza = d.last(ev.NonzaReceived)
+    assert isinstance(nonza, ev.NonzaReceived) and nonza.element.tag == ("urn:xmpp:csi:0",
+                                                                         "active")
+    d.send(b"<inactive xmlns='urn:xmpp:csi:0'/>")
+    assert d.stream_error() == "unsupported-stanza-type"
+
+
+def test_preauth_iq_only_over_tls_only_registered_payloads_and_bounded() -> None:
+    plain = Driver(policy=EXTENDED)
+    plain.send(HEADER)
+    plain.send(REGISTER_GET)
+    assert plain.stream_error() == "not-authorized"  # before TLS: a stanza before auth
+
+    d = Driver(policy=EXTENDED)
+    d.to_tls()
+    d.send(REGISTER_GET)
+    request = d.last(ev.PreauthIQReceived)
+    assert isinstance(request, ev.PreauthIQReceived) and request.element.get("id") == "r1"
+    d.send(REGISTER_GET)
+    d.send(REGISTER_GET)
+    assert d.stream_error() == "policy-violation"  # max_preauth_iqs=2
+
+    other = Driver(policy=EXTENDED)
+    other.to_tls()
+    other.send(b"<iq type='get' id='v'><query xmlns='jabber:iq:version'/></iq>")
+    assert other.stream_error() == "not-authorized"
+
+
+def test_preauth_iq_is_not_accepted_without_registration() -> None:
+    d = Driver()
+    d.to_tls()
+    d.send(REGISTER_GET)
+    assert d.stream_error() == "not-authorized"

@@ -14,8 +14,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from stockade.core.errors import StanzaError, StreamErrorCondition
+from stockade.core.errors import StanzaError, StanzaErrorCondition, StreamErrorCondition
 from stockade.core.spec import Spec
+from stockade.core.stanza import error_reply
 from stockade.core.stream import events as ev
 from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
 from stockade.core.xml import Element
@@ -34,10 +35,13 @@ class C2SConnection(asyncio.Protocol):
     """One client TCP connection (STARTTLS or direct TLS)."""
 
     def __init__(self, server: Server, policy: C2SPolicy, ssl_context: ssl.SSLContext,
-                 *, direct_tls: bool) -> None:
+                 *, direct_tls: bool, framed: bool = False, trusted_plain: bool = False) -> None:
+        """``framed``: RFC 7395 framing (a WebSocket subclass feeds one message at a time).
+        ``trusted_plain``: a plaintext transport that counts as secure (loopback only)."""
         self.server = server
         self.ssl_context = ssl_context
-        self.stream = C2SServerStream(policy, tls_active=direct_tls)
+        self.stream = C2SServerStream(policy, tls_active=direct_tls or trusted_plain,
+                                      framed=framed)
         # SECURITY: the throttle is consulted again when the proof is checked, so guesses
         # sent in parallel cannot all pass the check made at lookup time.
         self.stream.login_refused = lambda username: server.is_login_throttled(
@@ -81,10 +85,18 @@ class C2SConnection(asyncio.Protocol):
         if tls is not None:
             data = self._tls_receive(tls, data)
         if data:
-            self._handle(self.stream.receive_data(data))
+            self._receive_plaintext(data)
         if tls is not None and tls.is_closed:
             # close_notify: handled after the bytes that came with it, never instead of them.
             self._peer_finished()
+
+    def _receive_plaintext(self, data: bytes) -> None:
+        """Decrypted bytes from the peer (a subclass may unframe them first)."""
+        self._handle(self.stream.receive_data(data))
+
+    def _take_output(self) -> bytes:
+        """Plaintext bytes to write now (a subclass may frame them)."""
+        return self.stream.data_to_send()
 
     def _tls_receive(self, tls: TLSLayer, data: bytes) -> bytes:
         try:
@@ -234,6 +246,31 @@ class C2SConnection(asyncio.Protocol):
     def _on_reply(self, event: ev.ReplyReady) -> None:
         self.deliver(event.element)
 
+    def _on_nonza(self, event: ev.NonzaReceived) -> Awaitable[None] | None:
+        session = self.session
+        if session is None:
+            return None
+        host = self.server.host_for(session.jid.domain)
+        nonza = host.nonzas.get(event.element.tag)
+        return nonza.handler(event.element, session) if nonza is not None else None
+
+    def _on_preauth_iq(self, event: ev.PreauthIQReceived) -> Awaitable[None]:
+        return self._answer_preauth_iq(event.element)
+
+    async def _answer_preauth_iq(self, iq: Element) -> None:
+        domain = self.stream.domain or ""
+        payload = next(iq.elements())
+        handler = self.server.host_for(domain).preauth_iqs[payload.tag].handler
+        try:
+            reply = await handler(iq, self.peer, domain)
+        except StanzaError as err:
+            reply = error_reply(iq, err)
+        except Exception:
+            log.exception("pre-auth iq failed", extra={"peer": self.peer})
+            reply = error_reply(iq, StanzaError(StanzaErrorCondition.INTERNAL_SERVER_ERROR))
+        if reply is not None:
+            self.deliver(reply)
+
     def _on_starttls(self, _event: ev.StartTLSRequested) -> None:
         # <proceed/> goes out in plaintext; every byte read from now on is TLS. The core has
         # already dropped, unparsed, whatever followed <starttls/> in the same read
@@ -308,7 +345,7 @@ class C2SConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ plumbing
     def _flush(self) -> None:
-        data = self.stream.data_to_send()
+        data = self._take_output()
         if not data or self.transport is None or self.transport.is_closing():
             return
         tls = self._tls
@@ -354,6 +391,8 @@ class C2SConnection(asyncio.Protocol):
 _EVENT_HANDLERS: dict[type, Callable[[C2SConnection, Any], Awaitable[Any] | None]] = {
     ev.StanzaReceived: C2SConnection._on_stanza,
     ev.ReplyReady: C2SConnection._on_reply,
+    ev.NonzaReceived: C2SConnection._on_nonza,
+    ev.PreauthIQReceived: C2SConnection._on_preauth_iq,
     ev.StartTLSRequested: C2SConnection._on_starttls,
     ev.CredentialsRequested: C2SConnection._on_credentials,
     ev.ExternalAuthRequested: C2SConnection._on_external,

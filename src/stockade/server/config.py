@@ -106,9 +106,30 @@ _CORE_SCHEMA: dict[str, dict[str, Option]] = {
         "send_stall_timeout_s": Option(int, 60, "Seconds a client may stay above "
                                        "send_buffer_high_bytes before it is disconnected.",
                                        int_range(5, 3600)),
+        "sm_resume_timeout_s": Option(int, 300, "Seconds a stream-managed session (XEP-0198) "
+                                      "stays resumable after its connection drops; its unacked "
+                                      "messages then go to another resource or offline storage.",
+                                      int_range(0, 86_400)),
+        "sm_max_unacked": Option(int, 5000, "Stanzas a client may leave unacknowledged before "
+                                 "its stream is closed (bounded memory per session).",
+                                 int_range(10, 1_000_000)),
         "resource_conflict": Option(str, "kick_old", "When a client binds a resource already "
                                     "in use: kick_old, refuse or random (RFC 6120 §7.7.2.2).",
                                     choice("kick_old", "refuse", "random")),
+    },
+    "http": {
+        "listen": Option(list, ["127.0.0.1:5280"], "Plain HTTP addresses (WebSocket RFC 7395, "
+                         "host-meta, uploads); loopback only, for a TLS-terminating reverse "
+                         "proxy or local clients.", _addresses),
+        "tls_listen": Option(list, ["127.0.0.1:5443"], "HTTPS addresses (same services over "
+                             "TLS, certificate from [tls]).", _addresses),
+        "websocket_path": Option(str, "/xmpp-websocket", "Path of the XMPP WebSocket endpoint."),
+        "allowed_origins": Option(list, [], "Origins (scheme://host[:port]) allowed to open "
+                                  "WebSocket connections; empty: any origin on loopback "
+                                  "listeners and none on others; [\"*\"]: any origin."),
+        "public_url": Option(str, "", "Base URL clients reach this server at (https://host), "
+                             "used in host-meta and upload URLs; empty: derived from the "
+                             "listener that received the request."),
     },
     "tls": {
         "cert": Option(str, "", "PEM certificate chain. Empty: a self-signed certificate for "

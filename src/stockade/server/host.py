@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from stockade.core.errors import ConfigError, StanzaError, StanzaErrorCondition
 from stockade.core.errors import StreamErrorCondition as SE
 from stockade.core.jid import JID
+from stockade.core.stanza import Stanza
+from stockade.core.xml import Element
 from stockade.server.config import Config
 from stockade.server.module import (
     AccountFeature,
@@ -60,6 +62,7 @@ class Host:
         self.stream_features: dict[str, list[str]] = {"bind": [], "sasl": []}
         self.nonzas: dict[tuple[str, str], Nonza] = {}
         self.preauth_iqs: dict[tuple[str, str], PreauthIQ] = {}
+        self._requests: dict[tuple[str, JID], asyncio.Future[Element]] = {}
         for cls in default_modules(config):
             self._install(cls(self))
         self.presence = self._module(Presence)
@@ -111,6 +114,35 @@ class Host:
                 await result
             if event.stop:
                 return
+
+    # ------------------------------------------------------------------ server-sent IQs
+    async def query_client(self, to: JID, iq: Element, timeout_s: float = 10.0) -> Element:
+        """Send an IQ get/set from the server to a local full JID and await its answer (the
+        result or error element). Only that JID can answer it (the key includes it).
+
+        Raises:
+            TimeoutError: no answer in time, or the session is gone.
+        """
+        request_id = "stockade-" + secrets.token_urlsafe(12)
+        iq.attrs.update({"id": request_id, "from": self.domain, "to": str(to)})
+        future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
+        key = (request_id, to)
+        self._requests[key] = future
+        try:
+            self.router.deliver_local(to, iq)
+            return await asyncio.wait_for(future, timeout_s)
+        finally:
+            self._requests.pop(key, None)
+
+    def answer_received(self, stanza: Stanza) -> bool:
+        """Route an IQ result/error addressed to the server to the request awaiting it."""
+        if stanza.from_ is None or stanza.id is None:
+            return False
+        future = self._requests.get((stanza.id, stanza.from_))
+        if future is None or future.done():
+            return False
+        future.set_result(stanza.element)
+        return True
 
     async def start(self) -> None:
         """Start every module (storage is open)."""

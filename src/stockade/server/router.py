@@ -158,6 +158,8 @@ class Router:
             self._iq_to_full(stanza, to)
             return None
         if stanza.type in ("result", "error"):
+            if to is None or to.local is None:
+                self.host.answer_received(stanza)  # an answer to Host.query_client
             return None  # RFC 6120 §8.2.3: unsolicited results are dropped
         target = self._target(to, origin)
         payload = next(stanza.element.elements(), None)

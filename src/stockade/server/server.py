@@ -78,8 +78,8 @@ def server_secret(config: Config) -> bytes:
     return secret
 
 
-def c2s_policy(config: Config, mock_secret: bytes) -> C2SPolicy:
-    """The stream policy from the [c2s] section."""
+def c2s_policy(config: Config, mock_secret: bytes, host: Host | None = None) -> C2SPolicy:
+    """The stream policy from the [c2s] section and what ``host``'s modules add."""
     c2s = config["c2s"]
     mechanisms = C2SPolicy(frozenset()).mechanisms
     if not c2s["allow_plain"]:
@@ -94,6 +94,10 @@ def c2s_policy(config: Config, mock_secret: bytes) -> C2SPolicy:
                             max_depth=c2s["max_depth"]),
         mock_secret=mock_secret,
         mock_iterations=config["auth"]["scram_iterations"],
+        bind_features=tuple(host.stream_features["bind"]) if host else (),
+        sasl_features=tuple(host.stream_features["sasl"]) if host else (),
+        nonzas=frozenset(host.nonzas) if host else frozenset(),
+        preauth_iqs=frozenset(host.preauth_iqs) if host else frozenset(),
     )
 
 
@@ -128,7 +132,9 @@ class Server:
                                 tls_server_end_point(first_cert_der(cert.read_bytes())))
         for host in self.hosts.values():
             await host.start()
-        policy = c2s_policy(self.config, server_secret(self.config))
+        # One domain per server (config.py), so its host's modules shape the policy.
+        policy = c2s_policy(self.config, server_secret(self.config),
+                            next(iter(self.hosts.values())))
         loop = asyncio.get_running_loop()
         for kind, direct in (("starttls", False), ("direct_tls", True)):
             for address in self.config["c2s"][f"{kind}_listen"]:

@@ -64,6 +64,14 @@ NS_SASL_CB = "urn:xmpp:sasl-cb:0"  # XEP-0440
 NS_ROSTER_VER = "urn:xmpp:features:rosterver"
 NS_PRE_APPROVAL = "urn:xmpp:features:pre-approval"
 NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
+NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"  # RFC 7395
+
+# RFC 7395 framing: each WebSocket message is a document of its own, but our parser reads one
+# stream. A synthetic root (never sent by anyone) makes each message a child of it, so the same
+# hardened parser and limits apply; <open/> and <close/> stand in for the stream's tags.
+_FRAMED_ROOT = (f"<stream:stream xmlns='{NS_CLIENT}' "
+                f"xmlns:stream='{NS_STREAMS}'>").encode()
+_FRAMED_HEADER_ATTRS = ("to", "version", XML_LANG)
 
 SE = StreamErrorCondition
 SF = SASLFailureCondition
@@ -100,14 +108,26 @@ class C2SPolicy:
     mock_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     mock_iterations: int = 4096  # what unknown accounts announce: the same as real ones
     offer_legacy_session: bool = True  # COMPAT: RFC 3921 session iq, optional per RFC 6121
+    # What feature modules add: serialized <stream:features> children (after SASL with the
+    # bind feature; before it with the mechanisms), the (ns, name) of top-level elements a
+    # bound client may send, and the IQ payloads allowed over TLS before authentication.
+    bind_features: tuple[str, ...] = ()
+    sasl_features: tuple[str, ...] = ()
+    nonzas: frozenset[tuple[str, str]] = frozenset()
+    preauth_iqs: frozenset[tuple[str, str]] = frozenset()
+    max_preauth_iqs: int = 10  # per stream: registration takes two
 
 
 class C2SServerStream:
     """One client connection's XMPP stream, as seen by the server."""
 
-    def __init__(self, policy: C2SPolicy, *, tls_active: bool = False,
+    def __init__(self, policy: C2SPolicy, *, tls_active: bool = False, framed: bool = False,
                  stream_id: Callable[[], str] = lambda: secrets.token_hex(12)) -> None:
+        """``framed``: RFC 7395 (WebSocket): one complete element per ``receive_data`` call,
+        output taken per message with ``take_frames``. A framed stream has no STARTTLS:
+        ``tls_active`` says whether its transport is secure."""
         self.policy = policy
+        self.framed = framed
         self.phase = Phase.HEADER
         self.is_tls = tls_active
         self.channel_binding: tuple[str, bytes] | None = None
@@ -117,7 +137,7 @@ class C2SServerStream:
         self.jid: JID | None = None
         self.lang = "en"
         self._new_id = stream_id
-        self._parser = XMLStreamParser(policy.preauth_limits)
+        self._parser = self._new_parser(policy.preauth_limits)
         self._out: list[str] = []
         self._header_sent = False
         self._backlog: deque[Element] = deque()
@@ -135,6 +155,7 @@ class C2SServerStream:
         # (it knows the clock); the default refuses nothing.
         self.login_refused: Callable[[str], bool] = lambda _username: False
         self._jid_str: str | None = None
+        self._preauth_iqs = 0
 
     # ------------------------------------------------------------------ I/O boundary
     def receive_data(self, data: bytes) -> list[ev.Event]:
@@ -145,12 +166,46 @@ class C2SServerStream:
             return []
         out: list[ev.Event] = []
         try:
-            for piece in self._pieces(data):
-                if not self._feed(piece, out):
-                    break
+            if self.framed:
+                self._feed_message(data, out)
+            else:
+                for piece in self._pieces(data):
+                    if not self._feed(piece, out):
+                        break
         except RemoteProtocolError as exc:
             self._fail(exc.condition, exc.text, out)
         return out
+
+    def _new_parser(self, limits: ParserLimits) -> XMLStreamParser:
+        parser = XMLStreamParser(limits)
+        if self.framed:
+            parser.feed(_FRAMED_ROOT)  # its StreamHeader event is ours, not the peer's
+        return parser
+
+    def _feed_message(self, data: bytes, out: list[ev.Event]) -> None:
+        """RFC 7395 §3.3.3: a WebSocket message carries exactly one complete element."""
+        if data.lstrip().startswith((b"<!", b"<?")):
+            # Inside our synthetic root expat would only call a DOCTYPE, comment or PI here
+            # malformed; RFC 6120 §11.1 names the condition for what the peer tried.
+            raise RemoteProtocolError(SE.RESTRICTED_XML, "DTDs, comments and processing "
+                                      "instructions are not allowed")
+        items = self._parser.feed(data)
+        if len(items) > 1 or not self._parser.between_elements:
+            raise RemoteProtocolError(SE.NOT_WELL_FORMED,
+                                      "one complete element per WebSocket message")
+        for item in items:
+            self._dispatch(self._unframe(item), out)
+
+    @staticmethod
+    def _unframe(item: StreamHeader | Element | StreamEnd) -> StreamHeader | Element | StreamEnd:
+        """<open/> is the stream header and <close/> its end (RFC 7395 §3.4, §3.6)."""
+        if isinstance(item, Element) and item.ns == NS_FRAMING:
+            if item.name == "open":
+                attrs = {k: v for k, v in item.attrs.items() if k in _FRAMED_HEADER_ATTRS}
+                return StreamHeader(attrs, NS_CLIENT, "stream")
+            if item.name == "close":
+                return StreamEnd()
+        return item
 
     def _pieces(self, data: bytes) -> list[bytes]:
         """Before TLS, split input after every '>' so that the parser never sees a byte past
@@ -177,12 +232,17 @@ class C2SServerStream:
         return self.phase is Phase.CLOSED
 
     def data_to_send(self) -> bytes:
-        """Bytes queued for the peer."""
+        """Bytes queued for the peer (TCP streams)."""
         if not self._out:
             return b""
         data = "".join(self._out).encode("utf-8")
         self._out.clear()
         return data
+
+    def take_frames(self) -> list[str]:
+        """Framed streams: the queued output, one WebSocket text message per item."""
+        frames, self._out = self._out, []
+        return frames
 
     # ------------------------------------------------------------------ shell callbacks
     def tls_established(self, channel_binding: tuple[str, bytes] | None,
@@ -263,7 +323,7 @@ class C2SServerStream:
     def send_raw(self, text: str) -> None:
         """Queue already-serialized stanza XML (in the jabber:client namespace)."""
         if self.phase is not Phase.CLOSED:
-            self._out.append(text)
+            self._out.append(_with_client_ns(text) if self.framed else text)
 
     def close(self, condition: StreamErrorCondition | None = None,
               text: str | None = None) -> None:
@@ -291,7 +351,15 @@ class C2SServerStream:
         if handler is not None:
             handler(self, el, out)
         elif self.phase is Phase.ESTABLISHED:
-            self._on_stanza(el, out)
+            if (el.ns, el.name) in self.policy.nonzas:
+                out.append(ev.NonzaReceived(el))
+            else:
+                self._on_stanza(el, out)
+        elif self.phase is Phase.SASL and self._is_preauth_iq(el):
+            self._preauth_iqs += 1
+            if self._preauth_iqs > self.policy.max_preauth_iqs:
+                raise RemoteProtocolError(SE.POLICY_VIOLATION, "too many requests")
+            out.append(ev.PreauthIQReceived(el))
         elif el.ns == NS_CLIENT and el.name in ("message", "presence", "iq"):
             # RFC 6120 §4.9.3.12: stanzas before authentication (and binding, §7.1).
             raise RemoteProtocolError(SE.NOT_AUTHORIZED, "authenticate first")
@@ -301,6 +369,16 @@ class C2SServerStream:
             raise RemoteProtocolError(SE.POLICY_VIOLATION, "TLS is required")
         else:
             raise RemoteProtocolError(SE.UNSUPPORTED_STANZA_TYPE, "not allowed here")
+
+    def _is_preauth_iq(self, el: Element) -> bool:
+        # Only over TLS (the SASL phase is never reached without it), only get/set with an
+        # id, only payloads a module registered: everything else is still a stanza before
+        # authentication.
+        if el.ns != NS_CLIENT or el.name != "iq" or el.get("type") not in ("get", "set"):
+            return False
+        payload = next(el.elements(), None)
+        return (payload is not None and "id" in el.attrs and self.is_tls
+                and payload.tag in self.policy.preauth_iqs)
 
     def _on_header(self, header: StreamHeader, out: list[ev.Event]) -> None:
         if self.phase is not Phase.HEADER:
@@ -331,7 +409,14 @@ class C2SServerStream:
 
     # ------------------------------------------------------------------ output helpers
     def _send(self, el: Element) -> None:
-        self._out.append(serialize(el, NS_CLIENT))
+        # Framed: every message is its own document, so it names its namespace.
+        self._out.append(serialize(el, None if self.framed else NS_CLIENT))
+
+    def _send_features_xml(self, xml: str) -> None:
+        if self.framed:
+            xml = xml.replace("<stream:features>",
+                              f"<stream:features xmlns:stream='{NS_STREAMS}'>", 1)
+        self._out.append(xml)
 
     def _send_header(self, header: StreamHeader | None) -> None:
         if header is not None:
@@ -341,6 +426,12 @@ class C2SServerStream:
         domain = self.domain or _hosted_domain(header.attrs.get("to", "") if header else "",
                                                self.policy.domains)
         attrs = f" from='{escape_attr(domain)}'" if domain else ""
+        if self.framed:
+            self._out.append(
+                f"<open xmlns='{NS_FRAMING}' id='{self._new_id()}'{attrs} version='1.0' "
+                f"xml:lang='{escape_attr(self.lang)}'/>")
+            self._header_sent = True
+            return
         self._out.append(
             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
             f"xmlns:stream='{NS_STREAMS}' id='{self._new_id()}'{attrs} version='1.0' "
@@ -351,7 +442,7 @@ class C2SServerStream:
     def _send_features(self) -> None:
         if not self.is_tls:
             self.phase = Phase.TLS
-            self._out.append(_TLS_FEATURES)
+            self._send_features_xml(_TLS_FEATURES)
         elif self.username is None:
             self._offered = tuple(
                 m for m in self.policy.mechanisms
@@ -359,22 +450,26 @@ class C2SServerStream:
                 and not (m == "EXTERNAL" and not self.has_client_cert))
             cb_type = self.channel_binding[0] if self.channel_binding else None
             self.phase = Phase.SASL
-            self._out.append(_sasl_features(self._offered, cb_type))
+            self._send_features_xml(_sasl_features(self._offered, cb_type,
+                                                   self.policy.sasl_features))
         else:
             self.phase = Phase.BIND
-            self._out.append(_bind_features(self.policy.offer_legacy_session))
+            self._send_features_xml(_bind_features(self.policy.offer_legacy_session,
+                                                   self.policy.bind_features))
 
     def _write_error_and_close(self, condition: StreamErrorCondition | None,
                                text: str | None) -> None:
         if not self._header_sent:
             self._send_header(None)
         if condition is not None:
-            err = f"<stream:error><{condition.value} xmlns='{NS_STREAM_ERRORS}'/>"
+            declare = f" xmlns:stream='{NS_STREAMS}'" if self.framed else ""
+            err = f"<stream:error{declare}><{condition.value} xmlns='{NS_STREAM_ERRORS}'/>"
             if text:
                 err += (f"<text xmlns='{NS_STREAM_ERRORS}' xml:lang='en'>"
                         f"{escape_text(text)}</text>")
             self._out.append(err + "</stream:error>")
-        self._out.append("</stream:stream>")
+        self._out.append(f"<close xmlns='{NS_FRAMING}'/>" if self.framed else
+                         "</stream:stream>")
         self.phase = Phase.CLOSED
 
     def _fail(self, condition: StreamErrorCondition, text: str | None,
@@ -384,7 +479,7 @@ class C2SServerStream:
 
     def _restart(self) -> None:
         """RFC 6120 §4.3.3: a stream restart discards the old parser and its state."""
-        self._parser = XMLStreamParser(
+        self._parser = self._new_parser(
             self.policy.limits if self.username else self.policy.preauth_limits)
         self.phase = Phase.HEADER
         self._backlog.clear()
@@ -629,6 +724,19 @@ def _hosted_domain(to: str, domains: frozenset[str]) -> str | None:
     return jid.domain if jid is not None and jid.is_domain and jid.domain in domains else None
 
 
+def _with_client_ns(text: str) -> str:
+    """Stored stanzas are serialized inside a jabber:client stream (no xmlns on the root); a
+    WebSocket message stands alone, so it must name the namespace."""
+    end = len(text)
+    for stop in (" ", "/", ">"):
+        at = text.find(stop)
+        if at != -1:
+            end = min(end, at)
+    if " xmlns=" in text[:text.find(">")]:
+        return text
+    return text[:end] + f" xmlns='{NS_CLIENT}'" + text[end:]
+
+
 def _features_xml(features: Element) -> str:
     return ("<stream:features>"
             + "".join(serialize(c, NS_STREAMS) for c in features.elements())
@@ -646,7 +754,8 @@ _TLS_FEATURES = _starttls_features()
 
 # The feature lists depend on a handful of flags only: built once, not per stream.
 @functools.lru_cache(maxsize=64)
-def _sasl_features(mechanisms: tuple[str, ...], cb_type: str | None) -> str:
+def _sasl_features(mechanisms: tuple[str, ...], cb_type: str | None,
+                   extra: tuple[str, ...]) -> str:
     features = Element(NS_STREAMS, "features")
     mechs = features.sub(NS_SASL, "mechanisms")
     for mech in mechanisms:
@@ -654,7 +763,15 @@ def _sasl_features(mechanisms: tuple[str, ...], cb_type: str | None) -> str:
     if cb_type is not None:  # XEP-0440
         cb = features.sub(NS_SASL_CB, "sasl-channel-binding")
         cb.sub(NS_SASL_CB, "channel-binding", {"type": cb_type})
-    return _features_xml(features)
+    return _with_extra(_features_xml(features), extra)
+
+
+def _with_extra(features_xml: str, extra: tuple[str, ...]) -> str:
+    """Append module-supplied feature children before </stream:features>."""
+    if not extra:
+        return features_xml
+    head, tail = features_xml.rsplit("</stream:features>", 1)
+    return head + "".join(extra) + "</stream:features>" + tail
 
 
 @functools.lru_cache(maxsize=64)
@@ -664,14 +781,14 @@ def _ssdp(mechanisms: tuple[str, ...], cb_type: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _bind_features(legacy_session: bool) -> str:
+def _bind_features(legacy_session: bool, extra: tuple[str, ...]) -> str:
     features = Element(NS_STREAMS, "features")
     features.sub(NS_BIND, "bind")
     features.sub(NS_ROSTER_VER, "ver")  # RFC 6121 §2.6.1
     features.sub(NS_PRE_APPROVAL, "sub")  # RFC 6121 §3.4.1
     if legacy_session:  # COMPAT: RFC 3921 clients
         features.sub(NS_SESSION, "session").sub(NS_SESSION, "optional")
-    return _features_xml(features)
+    return _with_extra(_features_xml(features), extra)
 
 
 def _b64decode(text: str) -> bytes:

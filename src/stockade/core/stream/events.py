@@ -82,6 +82,20 @@ class ReplyReady:
 
 
 @dataclass(frozen=True, slots=True)
+class NonzaReceived:
+    """A top-level element a module handles (policy.nonzas), from a bound client."""
+
+    element: Element
+
+
+@dataclass(frozen=True, slots=True)
+class PreauthIQReceived:
+    """An IQ allowed over TLS before authentication (policy.preauth_iqs, XEP-0077)."""
+
+    element: Element
+
+
+@dataclass(frozen=True, slots=True)
 class StreamClosed:
     """The peer closed its stream; our closing tag is queued."""
 
@@ -96,4 +110,4 @@ class StreamFailed:
 
 Event = (StreamOpened | StartTLSRequested | CredentialsRequested | ExternalAuthRequested
          | AuthSucceeded | AuthFailed | BindRequested | StanzaReceived | ReplyReady
-         | StreamClosed | StreamFailed)
+         | NonzaReceived | PreauthIQReceived | StreamClosed | StreamFailed)

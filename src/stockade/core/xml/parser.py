@@ -97,6 +97,11 @@ class XMLStreamParser:
         return p
 
     @property
+    def between_elements(self) -> bool:
+        """Whether no top-level element is open (RFC 7395 framing checks this per message)."""
+        return not self._stack
+
+    @property
     def is_ended(self) -> bool:
         """Whether ``</stream:stream>`` has been seen."""
         return self._ended
