@@ -163,7 +163,14 @@ class C2SConnection(asyncio.Protocol):
         # an available presence the client sent just before it left.
         if self._gone and self.session is not None:
             session, self.session = self.session, None
-            self._spawn(self.server.host_for(session.jid.domain).unbind(session))
+            if session.conn is not self:
+                return  # resumed on another connection (XEP-0198)
+            host = self.server.host_for(session.jid.domain)
+            if session.sm is not None and session.sm.resumable and not self._closing:
+                # Dropped, not closed: the client may come back for it (XEP-0198 §5).
+                host.hibernate(session, self.peer)
+            else:
+                self._spawn(host.unbind(session))
 
     # ------------------------------------------------------------------ Connection (session side)
     @property
@@ -176,6 +183,10 @@ class C2SConnection(asyncio.Protocol):
         """Send a stanza to this client (written at the end of this loop iteration)."""
         self.stream.send_element(el)
         self._flush_soon()
+        sm = self.stream.sm
+        if sm is not None and sm.overflowing:
+            # SECURITY: a client that never acks would make us keep everything forever.
+            self.terminate(SE.POLICY_VIOLATION, "acknowledge what you receive (XEP-0198)")
 
     def deliver_raw(self, text: str) -> None:
         """Send already-serialized stanza XML (stored messages) to this client now, so a
@@ -198,7 +209,8 @@ class C2SConnection(asyncio.Protocol):
         """Close the stream with an error (e.g. ``conflict`` when replaced)."""
         if self.session is not None:
             session, self.session = self.session, None
-            self._spawn(self.server.host_for(session.jid.domain).unbind(session))
+            if session.conn is self:  # not when the session was resumed elsewhere
+                self._spawn(self.server.host_for(session.jid.domain).unbind(session))
         self.stream.close(condition, text)
         self._flush()
         self._close_transport()
@@ -330,6 +342,30 @@ class C2SConnection(asyncio.Protocol):
         log.info("bound", extra={"peer": self.peer, "jid": str(result.jid)})
         self._handle_now(self.stream.provide_bind(result.jid))
 
+    def _on_sm_enabled(self, event: ev.SMEnabled) -> None:
+        session = self.session
+        if session is None:
+            return
+        session.sm = event.state
+        if event.state.resumable:
+            self.server.host_for(session.jid.domain).register_resumable(session)
+
+    def _on_resume(self, event: ev.ResumeRequested) -> None:
+        assert self.stream.username is not None and self.stream.domain is not None
+        host = self.server.host_for(self.stream.domain)
+        session = host.resume(event.previd, self.stream.username, self)
+        if session is None:
+            log.info("resumption refused", extra={"peer": self.peer})
+            self._handle_now(self.stream.provide_resume(None, None))
+            return
+        self.session = session
+        if self._timer is not None:
+            self._timer.cancel()
+        log.info("resumed", extra={"peer": self.peer, "jid": str(session.jid)})
+        self._handle_now(self.stream.provide_resume(session.jid, session.sm))
+        if session.available and session.priority >= 0:
+            host.offline.kick(session)  # what was stored while it was away
+
     def _on_closed(self, _event: ev.StreamClosed | ev.StreamFailed) -> None:
         if isinstance(_event, ev.StreamFailed):
             log.info("stream error", extra={"peer": self.peer,
@@ -399,6 +435,8 @@ _EVENT_HANDLERS: dict[type, Callable[[C2SConnection, Any], Awaitable[Any] | None
     ev.AuthSucceeded: C2SConnection._on_auth_ok,
     ev.AuthFailed: C2SConnection._on_auth_failed,
     ev.BindRequested: C2SConnection._on_bind,
+    ev.SMEnabled: C2SConnection._on_sm_enabled,
+    ev.ResumeRequested: C2SConnection._on_resume,
     ev.StreamClosed: C2SConnection._on_closed,
     ev.StreamFailed: C2SConnection._on_closed,
 }

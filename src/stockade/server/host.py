@@ -9,11 +9,11 @@ import secrets
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from stockade.core.errors import ConfigError, StanzaError, StanzaErrorCondition
+from stockade.core.errors import ConfigError, StanzaError, StanzaErrorCondition, StockadeError
 from stockade.core.errors import StreamErrorCondition as SE
 from stockade.core.jid import JID
-from stockade.core.stanza import Stanza
-from stockade.core.xml import Element
+from stockade.core.stanza import Stanza, parse_stanza
+from stockade.core.xml import Element, parse_fragment
 from stockade.server.config import Config
 from stockade.server.module import (
     AccountFeature,
@@ -35,10 +35,11 @@ from stockade.server.modules.rfc6121_presence import Presence
 from stockade.server.modules.rfc6121_roster import Roster
 from stockade.server.modules.xep0160_offline import Offline
 from stockade.server.router import Router
-from stockade.server.session import Connection, Session
+from stockade.server.session import Connection, Detached, Session
 from stockade.storage.base import Storage
 
 log = logging.getLogger("stockade.host")
+_NOT_REROUTED = ("urn:xmpp:carbons:2", "urn:xmpp:mam:2")  # copies and query results
 M = TypeVar("M", bound=Module)
 
 
@@ -63,6 +64,7 @@ class Host:
         self.nonzas: dict[tuple[str, str], Nonza] = {}
         self.preauth_iqs: dict[tuple[str, str], PreauthIQ] = {}
         self._requests: dict[tuple[str, JID], asyncio.Future[Element]] = {}
+        self._resumable: dict[str, Session] = {}  # XEP-0198 resumption id -> session
         for cls in default_modules(config):
             self._install(cls(self))
         self.presence = self._module(Presence)
@@ -233,13 +235,94 @@ class Host:
         await self._session_ended(session)
 
     async def _session_ended(self, session: Session) -> None:
+        self._forget_resumable(session)
         for module in self.modules.values():
             try:
                 await module.on_session_end(session)
             except Exception:
                 log.exception("session-end hook failed", extra={"feature": module.name})
+        await self._reroute_unacked(session)
+
+    # ------------------------------------------------------------------ XEP-0198
+    def register_resumable(self, session: Session) -> None:
+        """The session enabled resumption: a new stream of its account may take it over."""
+        assert session.sm is not None
+        self._resumable[session.sm.id] = session
+
+    def _forget_resumable(self, session: Session) -> None:
+        if session.hibernation is not None:
+            session.hibernation.cancel()
+            session.hibernation = None
+        if session.sm is not None:
+            self._resumable.pop(session.sm.id, None)
+
+    def hibernate(self, session: Session, peer: str) -> None:
+        """The client dropped without closing: keep the session bound (its contacts see no
+        change) until it resumes or ``c2s.sm_resume_timeout_s`` passes."""
+        assert session.sm is not None
+        session.conn = Detached(peer, session.sm, lambda: self._expire(session))
+        timeout = self.config["c2s"]["sm_resume_timeout_s"]
+        session.hibernation = asyncio.get_running_loop().call_later(
+            timeout, self._expire, session)
+        log.info("session hibernated", extra={"jid": str(session.jid)})
+
+    def _expire(self, session: Session) -> None:
+        self._spawn(self.unbind(session))
+
+    def resume(self, resumption_id: str, username: str, conn: Connection) -> Session | None:
+        """Hand a resumable session of ``username`` to a new connection (XEP-0198 §5).
+
+        SECURITY: the id alone is not enough; the new stream must have authenticated as the
+        same account, so a leaked id cannot hijack someone else's session.
+        """
+        session = self._resumable.get(resumption_id)
+        if session is None or session.username != username or self.session_for(
+                session.jid) is not session:
+            return None
+        if session.hibernation is not None:
+            session.hibernation.cancel()
+            session.hibernation = None
+        old, session.conn = session.conn, conn
+        if not isinstance(old, Detached):
+            # The old connection is still up (the client noticed the drop first): it
+            # loses the session without ending it.
+            old.terminate(SE.CONFLICT, "resumed on another connection")
+        return session
+
+    async def _reroute_unacked(self, session: Session) -> None:
+        """A stream-managed session ended for good: messages the client never acknowledged
+        go to another resource or offline storage, as if they had just arrived."""
+        if session.sm is None:
+            return
+        for text in session.sm.take_unacked():
+            stanza = _reroutable(text)
+            if stanza is not None:
+                work = self.router.redeliver(stanza)
+                if work is not None:
+                    await work
+
+    async def end_hibernated(self) -> None:
+        """Shutdown: hibernated sessions end now, their unacked messages stored."""
+        for session in list(self._resumable.values()):
+            if isinstance(session.conn, Detached):
+                await self.unbind(session)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+
+def _reroutable(text: str) -> Stanza | None:
+    """The unacked stanza as a message to deliver again, or None (not a message, an error or
+    groupchat, a carbon copy or an archive result: those have their own recovery)."""
+    try:
+        el = parse_fragment(text)
+        stanza = parse_stanza(el)
+    except (StockadeError, ValueError):
+        return None
+    if stanza.kind != "message" or stanza.type in ("error", "groupchat") or stanza.to is None:
+        return None
+    if any(child.ns in _NOT_REROUTED for child in el.elements()):
+        return None
+    return stanza

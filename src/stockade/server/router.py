@@ -92,6 +92,14 @@ class Router:
             return self._deliver_with_hooks(StanzaEvent(stanza, origin, account=to.local), to)
         return self._deliver_message(stanza, to, None)
 
+    def redeliver(self, stanza: Stanza) -> Awaitable[None] | None:
+        """Deliver again a message already accepted (archived, stamped) whose first delivery
+        was never acknowledged (XEP-0198): no hooks run a second time."""
+        to = stanza.to
+        if to is None or to.domain != self.host.domain or to.local is None:
+            return None
+        return self._deliver_message(stanza, to, None)
+
     async def _deliver_with_hooks(self, event: StanzaEvent, to: JID) -> None:
         try:
             await self.host.run_hooks(Stage.MESSAGE_INBOUND, event)

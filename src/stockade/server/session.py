@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from stockade.core.errors import StreamErrorCondition
 from stockade.core.jid import JID
-from stockade.core.xml import Element
+from stockade.core.stanza import NS_CLIENT
+from stockade.core.stream.sm import SMState
+from stockade.core.xml import Element, serialize
 
 
 class Connection(Protocol):
@@ -39,12 +42,14 @@ class Session:
         "data",
         "directed",
         "draining",
+        "hibernation",
         "interested",
         "jid",
         "presence",
         "priority",
         "redrain",
         "screen",
+        "sm",
     )
 
     def __init__(self, jid: JID, conn: Connection) -> None:
@@ -63,6 +68,8 @@ class Session:
         # Set by modules that hide stanzas from this client (XEP-0191 blocking): returns True
         # for an element that must not be delivered. Checked on every delivery.
         self.screen: Callable[[Element], bool] | None = None
+        self.sm: SMState | None = None  # XEP-0198 state, kept across resumption
+        self.hibernation: asyncio.TimerHandle | None = None  # set while awaiting resumption
 
     @property
     def username(self) -> str:
@@ -80,3 +87,35 @@ class Session:
     def is_reachable(self) -> bool:
         """Whether a message routed now may go straight to the connection."""
         return self.conn.is_open and not self.draining
+
+
+class Detached:
+    """The connection of a session whose client dropped with XEP-0198 resumption enabled.
+
+    Messages are not routed here (``is_open`` is False: they go to another resource or to
+    offline storage); anything else delivered meanwhile (presence, pushes) joins the unacked
+    queue, bounded, so a resumed client sees it.
+    """
+
+    def __init__(self, peer: str, sm: SMState, on_terminate: Callable[[], None]) -> None:
+        self.peer = peer
+        self._sm = sm
+        self._on_terminate = on_terminate
+
+    @property
+    def is_open(self) -> bool:
+        """Nothing can be written until the client resumes."""
+        return False
+
+    def deliver(self, el: Element) -> None:
+        """Keep the stanza for a resumed stream (bounded like a live one)."""
+        self.deliver_raw(serialize(el, NS_CLIENT))
+
+    def deliver_raw(self, text: str) -> None:
+        """Keep already-serialized stanza XML for a resumed stream."""
+        if len(self._sm.unacked) < self._sm.max_unacked:
+            self._sm.record_outbound(text)
+
+    def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
+        """End the hibernated session now (e.g. replaced by a new login to its resource)."""
+        self._on_terminate()

@@ -43,6 +43,7 @@ from stockade.core.sasl.credentials import ScramCredential
 from stockade.core.spec import Spec
 from stockade.core.stanza import NS_CLIENT, Stanza, error_reply, parse_stanza
 from stockade.core.stream import events as ev
+from stockade.core.stream.sm import NS_SM, AckError, SMState, parse_h
 from stockade.core.xml import (
     NS_STREAMS,
     XML_LANG,
@@ -116,6 +117,8 @@ class C2SPolicy:
     nonzas: frozenset[tuple[str, str]] = frozenset()
     preauth_iqs: frozenset[tuple[str, str]] = frozenset()
     max_preauth_iqs: int = 10  # per stream: registration takes two
+    sm_resume_max_s: int = 300  # XEP-0198 resumption window; 0: no resumption offered
+    sm_max_unacked: int = 5000
 
 
 class C2SServerStream:
@@ -156,6 +159,8 @@ class C2SServerStream:
         self.login_refused: Callable[[str], bool] = lambda _username: False
         self._jid_str: str | None = None
         self._preauth_iqs = 0
+        self.sm: SMState | None = None  # XEP-0198, once enabled or resumed
+        self._resume_h = 0
 
     # ------------------------------------------------------------------ I/O boundary
     def receive_data(self, data: bytes) -> list[ev.Event]:
@@ -235,12 +240,15 @@ class C2SServerStream:
         """Bytes queued for the peer (TCP streams)."""
         if not self._out:
             return b""
+        self._request_ack()
         data = "".join(self._out).encode("utf-8")
         self._out.clear()
         return data
 
     def take_frames(self) -> list[str]:
         """Framed streams: the queued output, one WebSocket text message per item."""
+        if self._out:
+            self._request_ack()
         frames, self._out = self._out, []
         return frames
 
@@ -314,16 +322,44 @@ class C2SServerStream:
             self.phase = Phase.ESTABLISHED
         return self._resume(out)
 
+    def provide_resume(self, jid: JID | None, state: SMState | None) -> list[ev.Event]:
+        """Answer :class:`ResumeRequested` with the hibernated session's JID and state, or
+        None when there is no such session of this account (XEP-0198 §5)."""
+        if not self._expect("resume"):
+            return []
+        out: list[ev.Event] = []
+        if jid is None or state is None:
+            self._out.append(_sm_failed("item-not-found"))
+            self.phase = Phase.BIND
+            return self._resume(out)
+        try:
+            state.acknowledge(self._resume_h)
+        except AckError as exc:
+            self._fail_ack(exc, out)
+            return out
+        self.jid, self.sm, self._jid_str = jid, state, None
+        self._out.append(f"<resumed xmlns='{NS_SM}' h='{state.inbound}' "
+                         f"previd='{escape_attr(state.id)}'/>")
+        # Retransmitted in order; they stay queued until the client acknowledges them.
+        self._out.extend(_with_client_ns(x) if self.framed else x for x in state.unacked)
+        state.request_pending = False
+        self.phase = Phase.ESTABLISHED
+        return self._resume(out)
+
     def send_element(self, el: Element) -> None:
         """Queue a top-level element (a stanza) for the bound client."""
         if self.phase is Phase.CLOSED:
             return
         self._send(el)
+        if self.sm is not None:
+            self.sm.record_outbound(self._out[-1])
 
     def send_raw(self, text: str) -> None:
         """Queue already-serialized stanza XML (in the jabber:client namespace)."""
         if self.phase is not Phase.CLOSED:
             self._out.append(_with_client_ns(text) if self.framed else text)
+            if self.sm is not None:
+                self.sm.record_outbound(self._out[-1])
 
     def close(self, condition: StreamErrorCondition | None = None,
               text: str | None = None) -> None:
@@ -347,6 +383,8 @@ class C2SServerStream:
             self._on_element(item, out)
 
     def _on_element(self, el: Element, out: list[ev.Event]) -> None:
+        if self.sm is not None and el.ns == NS_CLIENT:
+            self.sm.count_inbound()  # every stanza is handled: routed or answered
         handler = _HANDLERS.get((self.phase, el.ns, el.name))
         if handler is not None:
             handler(self, el, out)
@@ -458,7 +496,7 @@ class C2SServerStream:
                                                    self.policy.bind_features))
 
     def _write_error_and_close(self, condition: StreamErrorCondition | None,
-                               text: str | None) -> None:
+                               text: str | None, app: str = "") -> None:
         if not self._header_sent:
             self._send_header(None)
         if condition is not None:
@@ -467,7 +505,7 @@ class C2SServerStream:
             if text:
                 err += (f"<text xmlns='{NS_STREAM_ERRORS}' xml:lang='en'>"
                         f"{escape_text(text)}</text>")
-            self._out.append(err + "</stream:error>")
+            self._out.append(err + app + "</stream:error>")
         self._out.append(f"<close xmlns='{NS_FRAMING}'/>" if self.framed else
                          "</stream:stream>")
         self.phase = Phase.CLOSED
@@ -679,6 +717,65 @@ class C2SServerStream:
             return
         self._on_stanza(el, out)
 
+    # ------------------------------------------------------------------ XEP-0198
+    def _on_sm_enable(self, el: Element, out: list[ev.Event]) -> None:
+        if self.sm is not None:
+            self._out.append(_sm_failed("unexpected-request"))
+            return
+        resumable = el.get("resume") in ("true", "1") and self.policy.sm_resume_max_s > 0
+        state = SMState(secrets.token_urlsafe(18), resumable=resumable,
+                        max_unacked=self.policy.sm_max_unacked)
+        self.sm = state
+        attrs = (f" id='{state.id}' resume='true' max='{self.policy.sm_resume_max_s}'"
+                 if resumable else "")
+        self._out.append(f"<enabled xmlns='{NS_SM}'{attrs}/>")
+        out.append(ev.SMEnabled(state))
+
+    def _on_sm_too_early(self, _el: Element, _out: list[ev.Event]) -> None:
+        # XEP-0198 §3: enabling before a resource is bound is an unexpected request.
+        self._out.append(_sm_failed("unexpected-request"))
+
+    def _on_sm_request(self, _el: Element, _out: list[ev.Event]) -> None:
+        if self.sm is None:
+            raise RemoteProtocolError(SE.UNSUPPORTED_STANZA_TYPE, "stream management is off")
+        self._out.append(f"<a xmlns='{NS_SM}' h='{self.sm.inbound}'/>")
+
+    def _on_sm_ack(self, el: Element, out: list[ev.Event]) -> None:
+        if self.sm is None:
+            raise RemoteProtocolError(SE.UNSUPPORTED_STANZA_TYPE, "stream management is off")
+        h = parse_h(el.get("h"))
+        if h is None:
+            raise RemoteProtocolError(SE.INVALID_XML, "h must be a 32-bit unsigned integer")
+        try:
+            self.sm.acknowledge(h)
+        except AckError as exc:
+            self._fail_ack(exc, out)
+
+    def _fail_ack(self, exc: AckError, out: list[ev.Event]) -> None:
+        # XEP-0198 §4: a peer acking more than was sent gets undefined-condition with
+        # <handled-count-too-high/>.
+        self._write_error_and_close(SE.UNDEFINED_CONDITION, str(exc),
+                                    app=f"<handled-count-too-high xmlns='{NS_SM}' h='{exc.h}' "
+                                        f"send-count='{exc.sent}'/>")
+        out.append(ev.StreamFailed(SE.UNDEFINED_CONDITION, str(exc)))
+
+    def _on_sm_resume(self, el: Element, out: list[ev.Event]) -> None:
+        h = parse_h(el.get("h"))
+        previd = el.get("previd") or ""
+        if h is None or not previd or len(previd) > 64:
+            self._out.append(_sm_failed("bad-request"))
+            return
+        self._resume_h = h
+        self._wait("resume")
+        out.append(ev.ResumeRequested(previd, h))
+
+    def _request_ack(self) -> None:
+        sm = self.sm
+        if (sm is not None and sm.unacked and not sm.request_pending
+                and self.phase is Phase.ESTABLISHED):
+            sm.request_pending = True
+            self._out.append(f"<r xmlns='{NS_SM}'/>")
+
     # ------------------------------------------------------------------ stanzas
     def _on_stanza(self, el: Element, out: list[ev.Event]) -> None:
         try:
@@ -784,6 +881,7 @@ def _ssdp(mechanisms: tuple[str, ...], cb_type: str | None) -> str:
 def _bind_features(legacy_session: bool, extra: tuple[str, ...]) -> str:
     features = Element(NS_STREAMS, "features")
     features.sub(NS_BIND, "bind")
+    features.sub(NS_SM, "sm")  # XEP-0198
     features.sub(NS_ROSTER_VER, "ver")  # RFC 6121 §2.6.1
     features.sub(NS_PRE_APPROVAL, "sub")  # RFC 6121 §3.4.1
     if legacy_session:  # COMPAT: RFC 3921 clients
@@ -799,6 +897,11 @@ def _b64decode(text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise SASLFailure(SF.INCORRECT_ENCODING) from None
+
+
+def _sm_failed(condition: str) -> str:
+    return (f"<failed xmlns='{NS_SM}'><{condition} "
+            "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
 
 
 def _sasl_failure(condition: SASLFailureCondition) -> Element:
@@ -818,12 +921,20 @@ _HANDLERS: dict[tuple[Phase, str, str], _Handler] = {
     (Phase.SASL, NS_SASL, "abort"): C2SServerStream._on_abort,
     (Phase.BIND, NS_CLIENT, "iq"): C2SServerStream._on_bind_iq,
     (Phase.ESTABLISHED, NS_CLIENT, "iq"): C2SServerStream._on_established_iq,
+    (Phase.ESTABLISHED, NS_SM, "enable"): C2SServerStream._on_sm_enable,
+    (Phase.ESTABLISHED, NS_SM, "r"): C2SServerStream._on_sm_request,
+    (Phase.ESTABLISHED, NS_SM, "a"): C2SServerStream._on_sm_ack,
+    (Phase.BIND, NS_SM, "enable"): C2SServerStream._on_sm_too_early,
+    (Phase.BIND, NS_SM, "resume"): C2SServerStream._on_sm_resume,
 }
 
 
 SPECS = (
     Spec("RFC 6120", "XMPP Core: streams, STARTTLS, SASL, binding", "RFC 6120",
          notes="c2s only (no s2s yet)"),
+    Spec("RFC 7395", "XMPP over WebSocket: framing", "RFC 7395"),
+    Spec("XEP-0198", "Stream Management: acks and resumption; unacked messages rerouted",
+         "1.6.1"),
     Spec("XEP-0440", "SASL Channel-Binding Type Capability", "0.4.2"),
     Spec("XEP-0474", "SASL SCRAM Downgrade Protection", "0.5.0"),
 )

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stockade.core.errors import StreamErrorCondition
 from stockade.core.stanza import Stanza
 from stockade.core.xml import Element
+
+if TYPE_CHECKING:
+    from stockade.core.stream.sm import SMState
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,21 @@ class PreauthIQReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class SMEnabled:
+    """XEP-0198 is on for this session; ``state`` outlives the connection if resumable."""
+
+    state: SMState
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    """XEP-0198 §5: the client wants session ``previd`` back; answer with provide_resume."""
+
+    previd: str
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
 class StreamClosed:
     """The peer closed its stream; our closing tag is queued."""
 
@@ -110,4 +129,5 @@ class StreamFailed:
 
 Event = (StreamOpened | StartTLSRequested | CredentialsRequested | ExternalAuthRequested
          | AuthSucceeded | AuthFailed | BindRequested | StanzaReceived | ReplyReady
-         | NonzaReceived | PreauthIQReceived | StreamClosed | StreamFailed)
+         | NonzaReceived | PreauthIQReceived | SMEnabled | ResumeRequested | StreamClosed
+         | StreamFailed)

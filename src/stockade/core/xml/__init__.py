@@ -8,6 +8,7 @@ from stockade.core.xml.parser import (
     StreamEnd,
     StreamHeader,
     XMLStreamParser,
+    parse_fragment,
 )
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "XMLStreamParser",
     "escape_attr",
     "escape_text",
+    "parse_fragment",
     "serialize",
 ]

@@ -204,3 +204,18 @@ def _expat_condition(exc: expat.ExpatError) -> StreamErrorCondition:
                     expat.errors.codes[expat.errors.XML_ERROR_INCORRECT_ENCODING]):
         return SE.UNSUPPORTED_ENCODING
     return SE.NOT_WELL_FORMED
+
+
+def parse_fragment(text: str, default_ns: str = "jabber:client") -> Element:
+    """Parse one serialized element (e.g. a stored stanza) under ``default_ns``.
+
+    Raises:
+        RemoteProtocolError: ``text`` is not exactly one well-formed element.
+    """
+    parser = XMLStreamParser(ParserLimits(max_stanza_bytes=len(text.encode()) + 1024,
+                                          max_depth=256))
+    parser.feed(f"<stream:stream xmlns='{default_ns}' xmlns:stream='{NS_STREAMS}'>".encode())
+    items = [item for item in parser.feed(text.encode()) if isinstance(item, Element)]
+    if len(items) != 1 or not parser.between_elements:
+        raise RemoteProtocolError(SE.NOT_WELL_FORMED, "not one element")
+    return items[0]
