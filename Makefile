@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= stockade.toml
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# Node packages for the browser-side client test (tests/js: xmpp.js over WebSocket).
+JS_DIR   := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
 
 .PHONY: run test bench clean config-reference feature-table
 
@@ -14,10 +17,19 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# Exactly the versions in package-lock.json; again only when package*.json change. Without
+# npm the Node test reports what is missing instead.
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+		echo "npm not found: tests/js packages not installed"; \
+	fi
+
 run: $(STAMP)
 	$(BIN)/stockade serve $(if $(wildcard $(CONFIG)),--config $(CONFIG))
 
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -26,7 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/load.py
 
 clean:
-	rm -rf $(VENV) var build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache \
+		$(JS_DIR)/node_modules
 
 # Prints the configuration reference table that README.md embeds (a test keeps them equal).
 config-reference: $(STAMP)

@@ -131,7 +131,36 @@ def write_config(path: Path, raw: dict[str, dict[str, object]]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def make_deployment(root: Path, accounts: int, password: str) -> Deployment:
+def _known_sections() -> set[str]:
+    """Config sections of the Stockade on sys.path (this tree, or a --git-rev export)."""
+    import stockade.server.config as cfg
+
+    if hasattr(cfg, "schema"):
+        return set(cfg.schema())
+    return set(cfg.SCHEMA)  # revisions before feature modules declared their own sections
+
+
+def _load_sections(modules_off: list[str]) -> dict[str, dict[str, object]]:
+    """What the benchmark adds to the config: limits out of the way (one IP opens every
+    connection and floods on purpose), no HTTP listeners (not measured here), and the
+    feature modules switched off with --modules-off."""
+    known = _known_sections()
+    extra: dict[str, dict[str, object]] = {}
+    if "limits" in known:
+        extra["limits"] = {"max_connections_per_ip": 1_000_000,
+                           "max_resources_per_account": 10_000,
+                           "stanzas_per_second": 1_000_000, "stanza_burst": 10_000_000}
+    if "http" in known:
+        extra["http"] = {"listen": [], "tls_listen": []}
+    for section in modules_off:
+        if section not in known:
+            raise BenchError(f"--modules-off {section}: no such config section")
+        extra[section] = {"enabled": False}
+    return extra
+
+
+def make_deployment(root: Path, accounts: int, password: str,
+                    modules_off: list[str] | None = None) -> Deployment:
     """Config, certificate and ``accounts`` accounts (user0 .. userN-1) under ``root``."""
     t0 = time.perf_counter()
     cert, key = root / f"{DOMAIN}.crt", root / f"{DOMAIN}.key"
@@ -146,6 +175,7 @@ def make_deployment(root: Path, accounts: int, password: str) -> Deployment:
         "c2s": {"starttls_listen": [f"{HOST}:{starttls_port}"],
                 "direct_tls_listen": [f"{HOST}:{tls_port}"]},
         "tls": {"cert": str(cert), "key": str(key)},
+        **_load_sections(modules_off or []),
     })
     dep = Deployment(root, config_path, cert, key, starttls_port, tls_port, accounts, password)
     t1 = time.perf_counter()
@@ -201,11 +231,13 @@ def export_revision(rev: str, dest: Path) -> tuple[Path, str]:
     return dest / "src", commit
 
 
-def make_deployment_with(src: Path, root: Path, accounts: int, password: str) -> Deployment:
+def make_deployment_with(src: Path, root: Path, accounts: int, password: str,
+                         modules_off: list[str]) -> Deployment:
     """make_deployment() run by the exported revision's code (its schema, its CLI paths)."""
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--setup-only", str(root),
-         "--setup-accounts", str(accounts), "--password", password],
+         "--setup-accounts", str(accounts), "--password", password,
+         "--modules-off", ",".join(modules_off)],
         env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True,
         timeout=600, check=False)
     if result.returncode != 0:
@@ -1306,6 +1338,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=15.0,
                    help="seconds to wait for in-flight messages after sending stops")
     p.add_argument("--idle", type=int, default=1000, help="idle connections for memory")
+    p.add_argument("--modules-off", default="", metavar="SECTIONS",
+                   type=lambda v: [x for x in v.split(",") if x],
+                   help="comma-separated config sections to switch off (e.g. mam,carbons): "
+                        "what a module costs is the difference")
     p.add_argument("--skip-logins", action="store_true")
     p.add_argument("--skip-messages", action="store_true")
     p.add_argument("--skip-memory", action="store_true")
@@ -1394,7 +1430,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.setup_only is not None:  # internal: make_deployment_with() runs us like this
         print(deployment_to_json(make_deployment(args.setup_only, args.setup_accounts,
-                                                 args.password)))
+                                                 args.password, args.modules_off)))
         return 0
     if not args.no_client_cache:
         # A real client caches SaltedPassword (RFC 5802 §5.1 allows it); without this the
@@ -1421,8 +1457,9 @@ def main(argv: list[str] | None = None) -> int:
             src, commit = export_revision(args.git_rev, root / "rev")
             source = f"git {args.git_rev} ({commit[:12]})"
         say(f"deployment in {root}: creating {accounts} accounts ...")
-        dep = (make_deployment_with(src, root / "deploy", accounts, args.password) if src
-               else make_deployment(root, accounts, args.password))
+        dep = (make_deployment_with(src, root / "deploy", accounts, args.password,
+                                    args.modules_off) if src
+               else make_deployment(root, accounts, args.password, args.modules_off))
         say(f"accounts created in {dep.account_seconds:.2f} s; starting the server "
             f"({source}) ...")
         server = ServerProcess(dep, args.server_cmd, server_cpu, src)
@@ -1450,6 +1487,7 @@ def main(argv: list[str] | None = None) -> int:
                          "window": args.window, "rate": args.rate, "duration": args.duration,
                          "warmup": args.warmup, "idle": args.idle, "accounts": accounts,
                          "mechanism": args.mechanism, "log_level": "warning",
+                         "modules_off": args.modules_off,
                          "wait_quiet": args.wait_quiet, "retries": args.retries,
                          "client_pbkdf2_cache": not args.no_client_cache},
             "run_seconds": round(time.perf_counter() - t0, 1),

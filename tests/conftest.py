@@ -84,6 +84,7 @@ def deployment_config(tmp_path: Path, ca: trustme.CA,
     raw: dict[str, dict[str, object]] = {
         "server": {"domains": [DOMAIN], "data_dir": str(tmp_path / "data")},
         "c2s": {"starttls_listen": ["127.0.0.1:0"], "direct_tls_listen": ["127.0.0.1:0"]},
+        "http": {"listen": ["127.0.0.1:0"], "tls_listen": ["127.0.0.1:0"]},
         "tls": {"cert": str(cert_file), "key": str(key_file)},
     }
     for section, values in (overrides or {}).items():

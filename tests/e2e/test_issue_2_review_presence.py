@@ -113,7 +113,8 @@ async def test_directed_presence_set_is_bounded(tmp_path: Path, ca: trustme.CA) 
     unavailable broadcast, without limit (memory grew per distinct JID). After directed
     presence to 5000 distinct remote JIDs, and to 5000 distinct local ones, the session's
     directed set holds at most 1000."""
-    async with running_server(tmp_path, ca) as h:
+    unlimited = {"limits": {"stanzas_per_second": 1_000_000, "stanza_burst": 1_000_000}}
+    async with running_server(tmp_path, ca, unlimited) as h:
         alice = await h.login("alice", "desk")
         session = h.server.hosts["localhost"].resources("alice")[0]
         await alice.send("".join(f"<presence to='u{i}@nowhere.example'/>" for i in range(5000)))

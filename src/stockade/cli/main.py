@@ -88,9 +88,10 @@ async def _run_server(server: Server) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    print(f"stockade: serving {', '.join(server.hosts)} — STARTTLS on "
-          f"{server.ports['starttls']}, direct TLS on {server.ports['direct_tls']}",
-          file=sys.stderr, flush=True)
+    ports = server.ports
+    print(f"stockade: serving {', '.join(server.hosts)} — STARTTLS on {ports['starttls']}, "
+          f"direct TLS on {ports['direct_tls']}, WebSocket/HTTP on {ports.get('http', [])}, "
+          f"WebSocket/HTTPS on {ports.get('https', [])}", file=sys.stderr, flush=True)
     await stop.wait()
     await server.stop()
 

@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from stockade.core.errors import StanzaError, StanzaErrorCondition, StreamErrorCondition
+from stockade.core.ratelimit import TokenBucket
 from stockade.core.spec import Spec
-from stockade.core.stanza import error_reply
+from stockade.core.stanza import Stanza, error_reply
 from stockade.core.stream import events as ev
 from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
 from stockade.core.xml import Element
@@ -64,6 +65,12 @@ class C2SConnection(asyncio.Protocol):
         c2s = server.config["c2s"]
         self._send_high = c2s["send_buffer_high_bytes"]
         self._send_max = c2s["send_buffer_max_bytes"]
+        limits = server.config["limits"]
+        now = time.monotonic()
+        self._bucket = TokenBucket(limits["stanzas_per_second"], limits["stanza_burst"], now)
+        self._over_rate = 0  # stanzas refused since the bucket last had room
+        self.last_received = now  # for the idle timeout (TimeoutSweeper)
+        self.stanza_started: float | None = None  # when an unfinished element began
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -72,7 +79,12 @@ class C2SConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
-        self.server.connections.add(self)
+        if not self.server.admit_connection(self):
+            log.info("too many connections", extra={"peer": self.peer})
+            self._refuse_connection()
+            self._closing = True
+            self.transport.close()
+            return
         self.transport.set_write_buffer_limits(high=self._send_high, low=self._send_high // 4)
         timeout = self.server.config["c2s"]["auth_timeout_s"]
         self._timer = asyncio.get_running_loop().call_later(timeout, self._auth_timeout)
@@ -81,14 +93,31 @@ class C2SConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Decrypt if TLS is on, feed the core and act on what it reports."""
+        now = time.monotonic()
+        self.last_received = now
         tls = self._tls
         if tls is not None:
             data = self._tls_receive(tls, data)
         if data:
             self._receive_plaintext(data)
+            if not self._is_mid_element():
+                self.stanza_started = None
+            elif self.stanza_started is None:
+                self.stanza_started = now
         if tls is not None and tls.is_closed:
             # close_notify: handled after the bytes that came with it, never instead of them.
             self._peer_finished()
+
+    def _refuse_connection(self) -> None:
+        """Over the per-IP limit: say why where the transport still allows it (before TLS
+        nothing can be said)."""
+        if not self.direct_tls and self.transport is not None:
+            self.stream.close(SE.POLICY_VIOLATION, "too many connections from your address")
+            self.transport.write(self._take_output())
+
+    def _is_mid_element(self) -> bool:
+        """Whether the peer is part-way through sending something (for stanza_timeout_s)."""
+        return self.stream.mid_element
 
     def _receive_plaintext(self, data: bytes) -> None:
         """Decrypted bytes from the peer (a subclass may unframe them first)."""
@@ -150,7 +179,7 @@ class C2SConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Cancel timers; unbind once every stanza already read has been processed."""
         self._gone = True
-        self.server.connections.discard(self)
+        self.server.release_connection(self)
         for timer in (self._timer, self._stall_timer):
             if timer is not None:
                 timer.cancel()
@@ -252,8 +281,37 @@ class C2SConnection(asyncio.Protocol):
     def _on_stanza(self, event: ev.StanzaReceived) -> Awaitable[None] | None:
         if self.session is None:
             return None
+        if not self._bucket.take(time.monotonic()):
+            self._refuse_over_rate(event.stanza)
+            return None
+        self._over_rate = 0
         return self.server.host_for(self.session.jid.domain).router.route(
             event.stanza, self.session)
+
+    def _refuse_over_rate(self, stanza: Stanza) -> None:
+        # The sender learns exactly which stanzas were not accepted (nothing is dropped
+        # silently); one that keeps going regardless is cut off.
+        self._over_rate += 1
+        if self._over_rate > self._bucket.burst:
+            self.terminate(SE.POLICY_VIOLATION, "stanza rate limit exceeded")
+            return
+        if stanza.type != "error":
+            self.deliver(error_reply(stanza.element, StanzaError(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT, "slow down: stanza rate limit")))
+
+    def check_timeouts(self, now: float, idle_s: float, stanza_s: float) -> None:
+        """Cut off a client silent for ``idle_s`` (0: never) or stuck ``stanza_s`` inside a
+        stanza it started (slowloris: memory and a parser held open for nothing)."""
+        if self._closing or self.transport is None:
+            return
+        if self.stanza_started is not None and now - self.stanza_started > stanza_s:
+            self._timed_out("stanza not completed in time")
+        elif idle_s and now - self.last_received > idle_s:
+            self._timed_out("idle for too long")
+
+    def _timed_out(self, reason: str) -> None:
+        log.info("timeout", extra={"peer": self.peer, "reason": reason})
+        self.terminate(SE.CONNECTION_TIMEOUT, reason)
 
     def _on_reply(self, event: ev.ReplyReady) -> None:
         self.deliver(event.element)
@@ -443,3 +501,35 @@ _EVENT_HANDLERS: dict[type, Callable[[C2SConnection, Any], Awaitable[Any] | None
 
 
 SPECS = (Spec("XEP-0368", "SRV records for XMPP over TLS (direct TLS port)", "1.1.0"),)
+
+
+class TimeoutSweeper:
+    """One timer for every connection's idle and stalled-stanza timeouts: a per-read timer
+    reset would cost a timer handle per packet; this costs one pass per second."""
+
+    def __init__(self, connections: set[C2SConnection], idle_s: float, stanza_s: float,
+                 interval_s: float = 1.0) -> None:
+        self._connections = connections
+        self._idle_s = idle_s
+        self._stanza_s = stanza_s
+        self._interval_s = interval_s
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Begin sweeping."""
+        self._timer = asyncio.get_running_loop().call_later(self._interval_s, self._sweep)
+
+    def stop(self) -> None:
+        """Stop sweeping."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for conn in list(self._connections):
+            try:
+                conn.check_timeouts(now, self._idle_s, self._stanza_s)
+            except Exception:
+                log.exception("timeout check failed", extra={"peer": conn.peer})
+        self.start()

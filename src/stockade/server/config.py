@@ -8,6 +8,8 @@ at start with a message naming the key.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +51,50 @@ def _addresses(value: Any) -> str | None:
         host, sep, port = item.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             return f"{item!r} is not \"host:port\""
+    return None
+
+
+def _loopback_addresses(value: Any) -> str | None:
+    problem = _addresses(value)
+    if problem is not None:
+        return problem
+    for item in value:
+        host = item.rpartition(":")[0].strip("[]")
+        if host != "localhost" and not _is_loopback_ip(host):
+            # SECURITY: plain HTTP carries passwords in the clear and counts as a secure
+            # transport here (for a TLS-terminating proxy on the same machine); anywhere but
+            # loopback it would put logins on the network unencrypted.
+            return (f"{item!r} is not a loopback address; plain HTTP is for 127.0.0.1/::1 "
+                    "only (use http.tls_listen for other addresses)")
+    return None
+
+
+def _is_loopback_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _http_path(value: Any) -> str | None:
+    if not re.fullmatch(r"/[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*", value):
+        return "must be an absolute URL path such as /xmpp-websocket"
+    return None
+
+
+_ORIGIN = re.compile(r"https?://[a-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
+
+
+def _origins(value: Any) -> str | None:
+    for item in value:
+        if not isinstance(item, str) or not (item == "*" or _ORIGIN.fullmatch(item.lower())):
+            return f"{item!r} is not \"*\" or an origin like https://chat.example.org"
+    return None
+
+
+def _public_url(value: Any) -> str | None:
+    if value and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+        return "must be empty or an http(s) URL such as https://xmpp.example.org"
     return None
 
 
@@ -119,17 +165,43 @@ _CORE_SCHEMA: dict[str, dict[str, Option]] = {
     },
     "http": {
         "listen": Option(list, ["127.0.0.1:5280"], "Plain HTTP addresses (WebSocket RFC 7395, "
-                         "host-meta, uploads); loopback only, for a TLS-terminating reverse "
-                         "proxy or local clients.", _addresses),
+                         "host-meta, uploads); loopback only (a TLS-terminating reverse proxy "
+                         "or local clients): logins over it count as secure.",
+                         _loopback_addresses),
         "tls_listen": Option(list, ["127.0.0.1:5443"], "HTTPS addresses (same services over "
                              "TLS, certificate from [tls]).", _addresses),
-        "websocket_path": Option(str, "/xmpp-websocket", "Path of the XMPP WebSocket endpoint."),
+        "websocket_path": Option(str, "/xmpp-websocket", "Path of the XMPP WebSocket endpoint.",
+                                 _http_path),
         "allowed_origins": Option(list, [], "Origins (scheme://host[:port]) allowed to open "
                                   "WebSocket connections; empty: any origin on loopback "
-                                  "listeners and none on others; [\"*\"]: any origin."),
+                                  "listeners and none on others; [\"*\"]: any origin. "
+                                  "Clients that send no Origin (not browsers) are not affected.",
+                                  _origins),
         "public_url": Option(str, "", "Base URL clients reach this server at (https://host), "
                              "used in host-meta and upload URLs; empty: derived from the "
-                             "listener that received the request."),
+                             "listener that received the request.", _public_url),
+        "idle_timeout_s": Option(int, 10, "Seconds an HTTP connection may take to send a "
+                                 "request (head, or the next one on a kept-alive connection).",
+                                 int_range(1, 300)),
+    },
+    "limits": {
+        "max_connections_per_ip": Option(int, 200, "Simultaneous client connections (TCP and "
+                                         "WebSocket) from one IP address; more are refused "
+                                         "with policy-violation.", int_range(1, 1_000_000)),
+        "max_resources_per_account": Option(int, 10, "Resources one account may have bound at "
+                                            "once; another bind gets resource-constraint.",
+                                            int_range(1, 10_000)),
+        "stanzas_per_second": Option(int, 50, "Sustained stanza rate of one connection (token "
+                                     "bucket); stanzas beyond it get resource-constraint.",
+                                     int_range(1, 1_000_000)),
+        "stanza_burst": Option(int, 200, "Stanzas a connection may send at once above the "
+                               "sustained rate (the bucket's size).", int_range(1, 10_000_000)),
+        "stanza_timeout_s": Option(int, 30, "Seconds a client may take to finish a stanza it "
+                                   "started; a half-sent stanza that stalls is cut off.",
+                                   int_range(1, 3600)),
+        "idle_timeout_s": Option(int, 900, "Seconds without any byte from a client (stanzas, "
+                                 "whitespace keepalives, acks) before it is disconnected; 0: "
+                                 "never.", int_range(0, 86_400)),
     },
     "tls": {
         "cert": Option(str, "", "PEM certificate chain. Empty: a self-signed certificate for "

@@ -199,6 +199,11 @@ class Host:
             resource = JID.make(username, self.domain, wish).resource if wish else None
         except ValueError:
             return StanzaError(StanzaErrorCondition.BAD_REQUEST, "invalid resource")
+        if (resource not in mine or self.config["c2s"]["resource_conflict"] != "kick_old") \
+                and len(mine) >= self.config["limits"]["max_resources_per_account"]:
+            # RFC 6120 §7.6.2.1: the account has reached its limit of connected resources.
+            return StanzaError(StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                               "too many resources online")
         if resource is None:
             resource = self._fresh_resource(mine)
         elif resource in mine:

@@ -18,6 +18,7 @@ CORE_SPEC_FILES = (
     "stockade.core.stream.c2s",
     "stockade.core.sasl",
     "stockade.io.c2s",
+    "stockade.core.websocket",
 )
 
 

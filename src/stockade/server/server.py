@@ -24,8 +24,10 @@ from stockade.core.errors import ConfigError, JIDError, StreamErrorCondition
 from stockade.core.jid import JID
 from stockade.core.stream.c2s import C2SPolicy
 from stockade.core.xml import ParserLimits
-from stockade.io.c2s import C2SConnection
+from stockade.io.c2s import C2SConnection, TimeoutSweeper
+from stockade.io.http import HTTPListener, builtin_routes
 from stockade.io.tls import server_context
+from stockade.io.websocket import WebSocketConnection
 from stockade.server.config import Config
 from stockade.server.host import Host
 from stockade.server.throttle import FailureWindow
@@ -94,6 +96,8 @@ def c2s_policy(config: Config, mock_secret: bytes, host: Host | None = None) -> 
                             max_depth=c2s["max_depth"]),
         mock_secret=mock_secret,
         mock_iterations=config["auth"]["scram_iterations"],
+        sm_resume_max_s=c2s["sm_resume_timeout_s"],
+        sm_max_unacked=c2s["sm_max_unacked"],
         bind_features=tuple(host.stream_features["bind"]) if host else (),
         sasl_features=tuple(host.stream_features["sasl"]) if host else (),
         nonzas=frozenset(host.nonzas) if host else frozenset(),
@@ -109,6 +113,10 @@ class Server:
         self.storage: Storage = storage or open_storage(str(config.database))
         self.hosts = {domain: Host(domain, config, self.storage) for domain in config.domains}
         self.connections: set[C2SConnection] = set()
+        self._per_ip: dict[str, int] = {}  # open connections by client address
+        limits = config["limits"]
+        self._sweeper = TimeoutSweeper(self.connections, limits["idle_timeout_s"],
+                                       limits["stanza_timeout_s"])
         self.tasks: set[asyncio.Future[Any]] = set()  # work connections started
         self._listeners: list[asyncio.Server] = []
         auth = config["auth"]
@@ -116,7 +124,30 @@ class Server:
         self._account_failures = FailureWindow(auth["max_failures_per_account"])
         self.channel_binding: tuple[str, bytes] | None = None
         self.ssl_context: ssl.SSLContext | None = None
-        self.ports: dict[str, list[int]] = {"starttls": [], "direct_tls": []}
+        self.ports: dict[str, list[int]] = {"starttls": [], "direct_tls": [], "http": [],
+                                            "https": []}
+        # HTTP routes of every HTTP listener; features add theirs before start().
+        self.http_routes = builtin_routes()
+
+    def admit_connection(self, conn: C2SConnection) -> bool:
+        """Count a new client connection against its address; False if over the limit."""
+        count = self._per_ip.get(conn.peer, 0)
+        if count >= self.config["limits"]["max_connections_per_ip"]:
+            return False
+        self._per_ip[conn.peer] = count + 1
+        self.connections.add(conn)
+        return True
+
+    def release_connection(self, conn: C2SConnection) -> None:
+        """A connection closed (admitted or not)."""
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        left = self._per_ip.get(conn.peer, 1) - 1
+        if left > 0:
+            self._per_ip[conn.peer] = left
+        else:
+            self._per_ip.pop(conn.peer, None)
 
     def host_for(self, domain: str) -> Host:
         """The host serving ``domain`` (the stream core only accepts hosted domains)."""
@@ -145,7 +176,38 @@ class Server:
                     host.strip("[]"), int(port), reuse_address=True)
                 self._listeners.append(listener)
                 self.ports[kind].extend(s.getsockname()[1] for s in listener.sockets)
+        await self._listen_http(policy)
+        self._sweeper.start()
         log.info("listening", extra={"ports": self.ports, "domains": list(self.hosts)})
+
+    async def _listen_http(self, policy: C2SPolicy) -> None:
+        """HTTP listeners: host-meta and XMPP over WebSocket (RFC 7395), plain on loopback
+        and over TLS."""
+        http = self.config["http"]
+        loop = asyncio.get_running_loop()
+        assert self.ssl_context is not None
+        for kind, tls in (("http", False), ("https", True)):
+            for address in http["listen" if kind == "http" else "tls_listen"]:
+                host, _, port = address.rpartition(":")
+                info = HTTPListener(tls=tls, websocket_path=http["websocket_path"],
+                                    allowed_origins=http["allowed_origins"],
+                                    public_url=http["public_url"],
+                                    domain=self.config.domains[0], routes=self.http_routes)
+                # Not serving until the bound address is known: whether plain logins are
+                # allowed depends on it.
+                listener = await loop.create_server(
+                    functools.partial(WebSocketConnection, self, policy, self.ssl_context,
+                                      info),
+                    host.strip("[]"), int(port), reuse_address=True, start_serving=False)
+                self._listeners.append(listener)
+                info.bound(listener.sockets[0].getsockname())
+                if not tls and not all(HTTPListener.is_loopback_address(s.getsockname())
+                                       for s in listener.sockets):
+                    # SECURITY: config refuses such addresses; a name such as "localhost"
+                    # could still resolve elsewhere, and plain logins must stay local.
+                    raise ConfigError(f"http.listen: {address} is not a loopback address")
+                await listener.start_serving()
+                self.ports[kind].extend(s.getsockname()[1] for s in listener.sockets)
 
     async def _tls_context(self, cert: Path, key: Path) -> ssl.SSLContext:
         ca = self.config["tls"]["client_ca"]
@@ -169,6 +231,7 @@ class Server:
 
     async def stop(self) -> None:
         """Close listeners and connections, then storage."""
+        self._sweeper.stop()
         for listener in self._listeners:
             listener.close()
         for conn in list(self.connections):
@@ -178,6 +241,8 @@ class Server:
                 log.exception("closing a connection failed", extra={"peer": conn.peer})
         for listener in self._listeners:
             await listener.wait_closed()
+        for host in self.hosts.values():
+            await host.end_hibernated()
         await self._finish_pending_work()
         for host in self.hosts.values():
             await host.stop()

@@ -245,6 +245,12 @@ class C2SServerStream:
         self._out.clear()
         return data
 
+    @property
+    def mid_element(self) -> bool:
+        """Whether the peer has started a top-level element it has not finished (slowloris
+        detection: the shell times how long that lasts)."""
+        return not self._parser.between_elements
+
     def take_frames(self) -> list[str]:
         """Framed streams: the queued output, one WebSocket text message per item."""
         if self._out:
@@ -932,7 +938,6 @@ _HANDLERS: dict[tuple[Phase, str, str], _Handler] = {
 SPECS = (
     Spec("RFC 6120", "XMPP Core: streams, STARTTLS, SASL, binding", "RFC 6120",
          notes="c2s only (no s2s yet)"),
-    Spec("RFC 7395", "XMPP over WebSocket: framing", "RFC 7395"),
     Spec("XEP-0198", "Stream Management: acks and resumption; unacked messages rerouted",
          "1.6.1"),
     Spec("XEP-0440", "SASL Channel-Binding Type Capability", "0.4.2"),
