@@ -20,6 +20,7 @@ from stockade.server.module import (
     Component,
     Feature,
     Hook,
+    HTTPEndpoint,
     Identity,
     IQHandler,
     Module,
@@ -56,6 +57,7 @@ class Host:
         self.features: list[str] = []
         self.account_features: list[str] = []
         self.identities: list[Identity] = []
+        self.http_endpoints: list[HTTPEndpoint] = []
         self.modules: dict[str, Module] = {}
         self.tasks: set[asyncio.Future[None]] = set()
         self._hooks: dict[tuple[Stage, str], list[Hook]] = {}
@@ -86,6 +88,8 @@ class Host:
                 self.account_features.append(reg.var)
             elif isinstance(reg, Identity):
                 self.identities.append(reg)
+            elif isinstance(reg, HTTPEndpoint):
+                self.http_endpoints.append(reg)
             elif isinstance(reg, Hook):
                 self._add_hook(reg)
             elif isinstance(reg, Component):

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from stockade.server.host import Host
     from stockade.server.session import Session
 
-__all__ = ["AccountFeature", "Component", "Feature", "Hook", "IQHandler", "Identity", "Module",
-           "Nonza", "PreauthIQ", "Registration", "Spec", "Stage", "StanzaEvent",
-           "StreamFeature", "Target"]
+__all__ = ["AccountFeature", "Component", "Feature", "HTTPEndpoint", "Hook", "IQHandler",
+           "Identity", "Module", "Nonza", "PreauthIQ", "Registration", "Spec", "Stage",
+           "StanzaEvent", "StreamFeature", "Target"]
 
 
 class Target(enum.Flag):
@@ -54,6 +54,17 @@ class AccountFeature:
     """A disco#info feature var advertised on each account's bare JID."""
 
     var: str
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPEndpoint:
+    """A route on every HTTP listener (e.g. XEP-0363 uploads): ``handler`` is an
+    ``io.http.Handler`` taking (request, body, listener)."""
+
+    method: str
+    path: str
+    handler: Any
+    max_body_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +165,7 @@ class PreauthIQ:
     handler: PreauthFn
 
 
-Registration = (IQHandler | Feature | AccountFeature | Identity | Hook | Component | StreamFeature
+Registration = (IQHandler | Feature | AccountFeature | Identity | HTTPEndpoint | Hook | Component | StreamFeature
                 | Nonza | PreauthIQ)
 
 

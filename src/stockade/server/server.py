@@ -25,7 +25,7 @@ from stockade.core.jid import JID
 from stockade.core.stream.c2s import C2SPolicy
 from stockade.core.xml import ParserLimits
 from stockade.io.c2s import C2SConnection, TimeoutSweeper
-from stockade.io.http import HTTPListener, builtin_routes
+from stockade.io.http import HTTPListener, HTTPRoute, builtin_routes
 from stockade.io.tls import server_context
 from stockade.io.websocket import WebSocketConnection
 from stockade.server.config import Config
@@ -128,6 +128,10 @@ class Server:
                                             "https": []}
         # HTTP routes of every HTTP listener; features add theirs before start().
         self.http_routes = builtin_routes()
+        for host in self.hosts.values():
+            for endpoint in host.http_endpoints:
+                self.http_routes.add(endpoint.method, endpoint.path,
+                                     HTTPRoute(endpoint.handler, endpoint.max_body_bytes))
 
     def admit_connection(self, conn: C2SConnection) -> bool:
         """Count a new client connection against its address; False if over the limit."""
