@@ -165,8 +165,8 @@ class PreauthIQ:
     handler: PreauthFn
 
 
-Registration = (IQHandler | Feature | AccountFeature | Identity | HTTPEndpoint | Hook | Component | StreamFeature
-                | Nonza | PreauthIQ)
+Registration = (IQHandler | Feature | AccountFeature | Identity | HTTPEndpoint | Hook
+                | Component | StreamFeature | Nonza | PreauthIQ)
 
 
 class Module:
