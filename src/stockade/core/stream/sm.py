@@ -76,7 +76,9 @@ class SMState:
 
 def parse_h(value: str | None) -> int | None:
     """A valid 'h' attribute (0 ≤ h < 2**32), or None."""
-    if value is None or not value.isdigit() or len(value) > 10:
+    # ASCII only: str.isdigit() also accepts superscripts and other scripts' digits
+    # (xs:unsignedInt does not).
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 10:
         return None
     h = int(value)
     return h if h < _WRAP else None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from stockade.core.errors import StanzaError, StanzaErrorCondition
@@ -46,9 +48,34 @@ class Offline(Module):
     def __init__(self, host: Host) -> None:
         super().__init__(host)
         self.tasks: set[asyncio.Future[None]] = set()
+        self._last_store: dict[str, asyncio.Future[None]] = {}  # per account, the newest
 
-    async def store(self, stanza: Stanza, to: JID) -> None:
-        """Keep ``stanza`` for ``to`` (bare), or bounce it with the RFC's error."""
+    def store(self, stanza: Stanza, to: JID) -> Awaitable[None]:
+        """Keep ``stanza`` for ``to`` (bare), or bounce it with the RFC's error.
+
+        Stores for one account happen in the order of these calls, whatever each one
+        awaits (the account check, the quota): rerouted and new messages keep their order.
+        """
+        assert to.local is not None
+        previous = self._last_store.get(to.local)
+        task = asyncio.ensure_future(self._store_after(previous, stanza, to))
+        self._last_store[to.local] = task
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(functools.partial(self._forget_store, to.local))
+        return asyncio.shield(task)  # a cancelled caller must not cancel the store
+
+    def _forget_store(self, username: str, task: asyncio.Future[None]) -> None:
+        if self._last_store.get(username) is task:
+            del self._last_store[username]
+
+    async def _store_after(self, previous: asyncio.Future[None] | None, stanza: Stanza,
+                           to: JID) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # its outcome is its own caller's business
+        await self._store_now(stanza, to)
+
+    async def _store_now(self, stanza: Stanza, to: JID) -> None:
         assert to.local is not None
         storage = self.host.storage
         if not await storage.account_exists(to.local):
