@@ -159,11 +159,15 @@ class StanzaError(StockadeError):
         condition: StanzaErrorCondition,
         text: str | None = None,
         type_: ErrorType | None = None,
+        app: tuple[str, str] | None = None,
     ) -> None:
+        """``app``: an application-specific condition (namespace, element name) that follows
+        the defined one (RFC 6120 §8.3.2), e.g. XEP-0060's precondition-not-met."""
         super().__init__(f"{condition.value}: {text}" if text else condition.value)
         self.condition = condition
         self.text = text
         self.type = type_ or condition.default_type
+        self.app = app
 
 
 class SASLFailure(StockadeError):

@@ -83,6 +83,8 @@ def error_element(error: StanzaError) -> Element:
     err.sub(NS_STANZAS, error.condition.value)
     if error.text:
         err.sub(NS_STANZAS, "text", text=error.text)
+    if error.app is not None:
+        err.sub(*error.app)
     return err
 
 
