@@ -152,11 +152,18 @@ def _load_sections(modules_off: list[str]) -> dict[str, dict[str, object]]:
                            "stanzas_per_second": 1_000_000, "stanza_burst": 10_000_000}
     if "http" in known:
         extra["http"] = {"listen": [], "tls_listen": []}
-    for section in modules_off:
-        if section not in known:
-            raise BenchError(f"--modules-off {section}: no such config section")
-        extra[section] = {"enabled": False}
+    if modules_off:
+        if "disabled_modules" not in _server_options():
+            raise BenchError("--modules-off: this revision cannot switch modules off")
+        extra["server"] = {"disabled_modules": modules_off}
     return extra
+
+
+def _server_options() -> set[str]:
+    import stockade.server.config as cfg
+
+    sections = cfg.schema() if hasattr(cfg, "schema") else cfg.SCHEMA
+    return set(sections["server"])
 
 
 def make_deployment(root: Path, accounts: int, password: str,
@@ -168,14 +175,15 @@ def make_deployment(root: Path, accounts: int, password: str,
     write_self_signed(DOMAIN, cert, key)
     starttls_port, tls_port = free_ports(2)
     config_path = root / "stockade.toml"
+    extra = _load_sections(modules_off or [])
     write_config(config_path, {
         "server": {"domains": [DOMAIN], "data_dir": str(root / "data"),
                    # Warning, not the default info: a line per login would be measured too.
-                   "log_level": "warning"},
+                   "log_level": "warning", **extra.pop("server", {})},
         "c2s": {"starttls_listen": [f"{HOST}:{starttls_port}"],
                 "direct_tls_listen": [f"{HOST}:{tls_port}"]},
         "tls": {"cert": str(cert), "key": str(key)},
-        **_load_sections(modules_off or []),
+        **extra,
     })
     dep = Deployment(root, config_path, cert, key, starttls_port, tls_port, accounts, password)
     t1 = time.perf_counter()
@@ -1338,10 +1346,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=15.0,
                    help="seconds to wait for in-flight messages after sending stops")
     p.add_argument("--idle", type=int, default=1000, help="idle connections for memory")
-    p.add_argument("--modules-off", default="", metavar="SECTIONS",
+    p.add_argument("--modules-off", default="", metavar="NAMES",
                    type=lambda v: [x for x in v.split(",") if x],
-                   help="comma-separated config sections to switch off (e.g. mam,carbons): "
-                        "what a module costs is the difference")
+                   help="comma-separated modules to switch off (server.disabled_modules, "
+                        "e.g. xep0313_mam,xep0280_carbons): what a module costs is the "
+                        "difference")
     p.add_argument("--skip-logins", action="store_true")
     p.add_argument("--skip-messages", action="store_true")
     p.add_argument("--skip-memory", action="store_true")

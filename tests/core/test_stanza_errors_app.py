@@ -10,8 +10,8 @@ from stockade.core.xml import Element, serialize
 def test_app_condition_follows_the_defined_condition_and_text() -> None:
     iq = Element("jabber:client", "iq", {"type": "set", "id": "p1", "from": "a@x/r"})
     error = StanzaError(StanzaErrorCondition.CONFLICT, "options differ",
-                        app=("http://jabber.org/protocol/pubsub#errors",
-                             "precondition-not-met"))
+                        app=Element("http://jabber.org/protocol/pubsub#errors",
+                                    "precondition-not-met"))
     xml = serialize(error_reply(iq, error), "jabber:client")
     assert xml.index("<conflict") < xml.index("<text") < xml.index("<precondition-not-met")
     assert "<precondition-not-met xmlns='http://jabber.org/protocol/pubsub#errors'/>" in xml

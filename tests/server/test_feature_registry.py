@@ -35,3 +35,17 @@ def test_every_module_declares_what_it_implements() -> None:
     for cls in classes:
         assert cls.name, cls
         assert cls.specs, f"{cls.__name__} lists no spec"
+
+
+def test_disabled_modules_are_not_installed_and_unknown_names_are_refused() -> None:
+    import pytest
+
+    from conftest import make_config
+    from stockade.core.errors import ConfigError
+    from stockade.server.modules import default_modules
+
+    config = make_config({"server": {"disabled_modules": ["xep0280_carbons"]}})
+    names = {cls.name for cls in default_modules(config)}
+    assert "xep0280_carbons" not in names and "xep0313_mam" in names
+    with pytest.raises(ConfigError, match="'xep9999' is not a module"):
+        make_config({"server": {"disabled_modules": ["xep9999"]}})

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stockade.core.sasl.ht import FastToken
 from stockade.storage import (
     OfflineMessage,
     RosterItem,
@@ -21,12 +22,15 @@ from stockade.storage import (
     StorageError,
     UnsupportedSchemaVersion,
 )
+from stockade.storage.archive import ArchivedMessage, ArchiveFilter
+from stockade.storage.muc import StoredAffiliation, StoredRoom
 from stockade.storage.sqlite import (
     Migration,
     apply_migrations,
     load_migrations,
     schema_version,
 )
+from stockade.storage.upload import StoredUpload
 
 MIGRATIONS = load_migrations()
 LATEST = len(MIGRATIONS)
@@ -82,20 +86,109 @@ async def _check_v2(store: SQLiteStorage) -> None:
         ("storage|storage:bookmarks", "<storage/>")]
 
 
-def _seed_reserved(conn: sqlite3.Connection) -> None:
-    """RESERVED migration (no tables yet): its owner replaces this with real rows."""
+def _seed_v3(conn: sqlite3.Connection) -> None:
+    rows = [("alice", "a1", 1_700_000_000_000_001, "bob@example.org", "phone"),
+            ("alice", "a2", 1_700_000_000_000_001, "bob@example.org", ""),
+            ("lobby@rooms.example.org", "r1", 5, "lobby@rooms.example.org", "bob")]
+    conn.executemany("INSERT INTO archive (owner, uid, stamp_us, with_bare, with_resource, "
+                     "stanza) VALUES (?, ?, ?, ?, ?, '<message/>')", rows)
+    # An account to delete in the check: its archive must go with it.
+    conn.execute("INSERT INTO accounts (username) VALUES ('carol')")
+    conn.execute("INSERT INTO roster_versions (username, version) VALUES ('carol', 0)")
+    conn.execute("INSERT INTO archive (owner, uid, stamp_us, with_bare, stanza) "
+                 "VALUES ('carol', 'c1', 1, 'bob@example.org', '<message/>')")
 
 
-async def _check_reserved(store: SQLiteStorage) -> None:
-    """RESERVED migration: its owner replaces this with a check of the rows seeded."""
+async def _check_v3(store: SQLiteStorage) -> None:
+    page = await store.archive_query("alice", ArchiveFilter(with_jid="bob@example.org"),
+                                     limit=10)
+    assert [(m.id, m.stamp_us, m.with_jid) for m in page.messages] == [
+        ("a1", 1_700_000_000_000_001, "bob@example.org/phone"),
+        ("a2", 1_700_000_000_000_001, "bob@example.org")]
+    assert await store.archive_get("lobby@rooms.example.org", "r1") == ArchivedMessage(
+        "r1", 5, "lobby@rooms.example.org/bob", "<message/>")
+    await store.delete_account("carol")
+    assert await store.archive_count("carol") == 0
+
+
+def _seed_v4(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO pubsub_nodes VALUES ('alice', 'urn:xmpp:avatar:metadata', "
+                 "'{\"v\":1}', 1700000000.5)")
+    conn.execute("INSERT INTO pubsub_items (username, node, item_id, payload, publisher, stamp) "
+                 "VALUES ('alice', 'urn:xmpp:avatar:metadata', 'abc', "
+                 "'<metadata xmlns=''urn:xmpp:avatar:metadata''/>', 'alice@example.org/a', 2.5)")
+
+
+async def _check_v4(store: SQLiteStorage) -> None:
+    node = await store.get_pubsub_node("alice", "urn:xmpp:avatar:metadata")
+    assert node is not None and node.config == '{"v":1}'
+    (item,) = await store.get_pubsub_items("alice", "urn:xmpp:avatar:metadata")
+    assert (item.id, item.payload, item.publisher, item.stamp) == (
+        "abc", "<metadata xmlns='urn:xmpp:avatar:metadata'/>", "alice@example.org/a", 2.5)
+
+
+def _seed_v5(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO muc_rooms VALUES ('coven@rooms.example.org', "
+                 "'{\"persistent\":true}', 1700000000.5, 'Spells', 'crone', 1700000001.0)")
+    conn.executemany("INSERT INTO muc_affiliations VALUES ('coven@rooms.example.org', ?, ?, "
+                     "?, ?)", [("crone@example.org", "owner", "crone", None),
+                               ("evil.example", "outcast", None, "spam")])
+
+
+async def _check_v5(store: SQLiteStorage) -> None:
+    assert await store.list_muc_rooms() == [StoredRoom(
+        "coven@rooms.example.org", '{"persistent":true}', 1700000000.5, "Spells", "crone",
+        1700000001.0, (StoredAffiliation("crone@example.org", "owner", "crone"),
+                       StoredAffiliation("evil.example", "outcast", None, "spam")))]
+
+
+def _seed_v6(conn: sqlite3.Connection) -> None:
+    conn.executemany("INSERT INTO fast_tokens VALUES (?, 'phone-uuid', 'current', "
+                     "'HT-SHA-256-NONE', ?, ?, 1700000000.5, 3)",
+                     [("alice", b"v" * 32, b"r" * 32), ("carol", b"w" * 32, b"s" * 32)])
+
+
+async def _check_v6(store: SQLiteStorage) -> None:
+    assert await store.list_fast_tokens("alice") == [("phone-uuid", FastToken(
+        "HT-SHA-256-NONE", b"v" * 32, b"r" * 32, 1700000000.5, "current", 3))]
+    assert await store.list_fast_tokens("carol") == []  # deleted in _check_v3: cascaded
+    # A password change revokes the tokens obtained with the old one (the trigger).
+    await store.set_credentials("alice", [])
+    assert await store.list_fast_tokens("alice") == []
+
+
+UPLOAD_TOKEN = "t" * 32
+
+
+def _seed_v7(conn: sqlite3.Connection) -> None:
+    rows = [(UPLOAD_TOKEN, "alice", "cat.jpg", 1234, "image/jpeg", b"d" * 32, 10.0, None, 11.0),
+            ("p" * 32, "alice", "draft.txt", 5, "text/plain", b"e" * 32, 20.0, 320.0, None),
+            ("c" * 32, "carol", "gone.bin", 1, "application/octet-stream", b"f" * 32, 1.0,
+             2.0, None)]
+    conn.executemany("INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+async def _check_v7(store: SQLiteStorage) -> None:
+    done = StoredUpload(UPLOAD_TOKEN, "alice", "cat.jpg", 1234, "image/jpeg", b"d" * 32,
+                        10.0, None, 11.0)
+    assert await store.get_upload(UPLOAD_TOKEN) == done
+    (pending,) = await store.list_pending_uploads()  # carol's went with her (_check_v3)
+    assert (pending.token, pending.expires, pending.is_pending) == ("p" * 32, 320.0, True)
+    assert [u.token for u in await store.list_uploads("alice")] == [UPLOAD_TOKEN, "p" * 32]
+    assert await store.expired_uploads(1000.0, 10) == [pending]  # "never" does not expire
+    assert await store.complete_upload("p" * 32, 30.0, 99.0, "text/plain")
+    assert not await store.complete_upload("p" * 32, 31.0, 99.0, "text/html")  # once only
+    assert await store.upload_tokens() == {UPLOAD_TOKEN, "p" * 32}
 
 
 #: Rows to insert right after migration N, in the schema of version N.
 SEEDS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: _seed_v1, 2: _seed_v2, 3: _seed_reserved, 4: _seed_reserved, 5: _seed_reserved}
+    1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6,
+    7: _seed_v7}
 #: Checks, through the public API at the latest version, that they survived.
 CHECKS: dict[int, Callable[[SQLiteStorage], Awaitable[None]]] = {
-    1: _check_v1, 2: _check_v2, 3: _check_reserved, 4: _check_reserved, 5: _check_reserved}
+    1: _check_v1, 2: _check_v2, 3: _check_v3, 4: _check_v4, 5: _check_v5, 6: _check_v6,
+    7: _check_v7}
 
 
 def build_at(path: Path, version: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import getpass
 import signal
 import sys
@@ -32,10 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, dest="sub_config", help=argparse.SUPPRESS)
 
     user = sub.add_parser("user", help="manage accounts")
-    user.add_argument("action", choices=["add", "passwd", "delete", "list", "cert"])
-    user.add_argument("jid", nargs="?", help="user@domain (list: a domain, optional)")
-    user.add_argument("cert_file", nargs="?", type=Path,
-                      help="cert: PEM client certificate for SASL EXTERNAL")
+    user.add_argument("action", choices=["add", "passwd", "delete", "list", "cert", "tokens"])
+    user.add_argument("jid", nargs="?", help="user@domain (list: a domain, optional; "
+                      "tokens: list or revoke, then user@domain)")
+    user.add_argument("extra", nargs="?", metavar="cert_file|jid",
+                      help="cert: PEM client certificate for SASL EXTERNAL; tokens: the account")
     user.add_argument("--config", type=Path, dest="sub_config", help=argparse.SUPPRESS)
 
     cert = sub.add_parser("cert", help="certificates")
@@ -141,6 +143,8 @@ def _user(args: argparse.Namespace, config: Config) -> int:
     action = args.action
     if action == "list":
         return _with_storage(config, lambda s: _list(s, config, args.jid))
+    if action == "tokens":
+        return _tokens(config, args.jid, args.extra)
     username = _account(config, args.jid)
     if action == "add":
         creds = _credentials(config, read_password())
@@ -150,19 +154,45 @@ def _user(args: argparse.Namespace, config: Config) -> int:
         return _with_storage(config, lambda s: _passwd(s, username, creds, args.jid))
     if action == "delete":
         return _with_storage(config, lambda s: _delete(s, config, username, args.jid))
-    if args.cert_file is None:
+    if args.extra is None:
         raise ValueError("user cert JID FILE: give the PEM certificate file")
+    cert_file = Path(args.extra)
     try:
-        pem = args.cert_file.read_bytes()
+        pem = cert_file.read_bytes()
         der = first_cert_der(pem)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{args.cert_file}: not a readable PEM certificate ({exc})") from None
+        raise ValueError(f"{cert_file}: not a readable PEM certificate ({exc})") from None
     if is_ca_certificate(der):
         # SECURITY: registered certificates become TLS trust anchors; a CA among them
         # could sign certificates for other accounts.
-        raise ValueError(f"{args.cert_file}: is a CA certificate (CA:TRUE); register the "
+        raise ValueError(f"{cert_file}: is a CA certificate (CA:TRUE); register the "
                          "device's own end-entity certificate")
     return _with_storage(config, lambda s: _cert(s, config, username, pem, der))
+
+
+def _tokens(config: Config, what: str | None, jid: str | None) -> int:
+    """``user tokens list|revoke JID``: the account's FAST tokens (XEP-0484)."""
+    if what not in ("list", "revoke"):
+        raise ValueError("user tokens list|revoke JID")
+    username = _account(config, jid)
+    if what == "list":
+        return _with_storage(config, lambda s: _list_tokens(s, username))
+    return _with_storage(config, lambda s: _revoke_tokens(s, username, str(jid)))
+
+
+async def _list_tokens(storage: Storage, username: str) -> None:
+    # Never anything secret: the tokens themselves are not stored.
+    for client_id, token in await storage.list_fast_tokens(username):
+        expiry = datetime.datetime.fromtimestamp(token.expires_at, datetime.UTC)
+        print(f"{client_id}\t{token.slot}\t{token.mechanism}\texpires {expiry:%Y-%m-%dT%H:%M:%SZ}")
+
+
+async def _revoke_tokens(storage: Storage, username: str, jid: str) -> None:
+    if not await storage.account_exists(username):
+        raise ValueError(f"{jid} does not exist")
+    count = await storage.revoke_fast_tokens(username)
+    print(f"revoked {count} FAST token(s) of {jid}; its clients log in with the password "
+          "next time", file=sys.stderr)
 
 
 async def _list(storage: Storage, config: Config, domain: str | None) -> None:

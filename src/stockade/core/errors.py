@@ -5,6 +5,11 @@ Enum values are the exact element names on the wire.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stockade.core.xml import Element
+
 import enum
 
 NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
@@ -159,10 +164,10 @@ class StanzaError(StockadeError):
         condition: StanzaErrorCondition,
         text: str | None = None,
         type_: ErrorType | None = None,
-        app: tuple[str, str] | None = None,
+        app: Element | None = None,
     ) -> None:
-        """``app``: an application-specific condition (namespace, element name) that follows
-        the defined one (RFC 6120 §8.3.2), e.g. XEP-0060's precondition-not-met."""
+        """``app``: an application-specific condition element that follows the defined one
+        (RFC 6120 §8.3.2), e.g. XEP-0060's precondition-not-met."""
         super().__init__(f"{condition.value}: {text}" if text else condition.value)
         self.condition = condition
         self.text = text

@@ -26,8 +26,9 @@ _VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 REASONS = {
     101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content",
     400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
-    414: "URI Too Long", 426: "Upgrade Required", 431: "Request Header Fields Too Large",
+    408: "Request Timeout", 409: "Conflict", 411: "Length Required",
+    413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
+    426: "Upgrade Required", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
@@ -230,9 +231,13 @@ def http_date(now: float) -> str:
 
 
 def encode_response(response: Response, *, now: float, close: bool,
-                    head_only: bool = False) -> bytes:
+                    head_only: bool = False, content_length: int | None = None) -> bytes:
     """The bytes of ``response``: status line, Date, the handler's headers, Content-Length
-    (except on 101 and 204), ``Connection: close`` if ``close``, then the body."""
+    (except on 101 and 204), ``Connection: close`` if ``close``, then the body.
+
+    ``content_length``: the length of a body the caller sends itself after this head (a
+    file sent in chunks); the response's own body is then not included.
+    """
     status = response.status
     lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
              f"Date: {http_date(now)}", "Server: Stockade"]
@@ -241,11 +246,14 @@ def encode_response(response: Response, *, now: float, close: bool,
             raise ValueError("header injection")  # a bug in a handler, never peer data
         lines.append(f"{name}: {value}")
     if status not in (101, 204):
-        lines.append(f"Content-Length: {len(response.body)}")
+        length = len(response.body) if content_length is None else content_length
+        lines.append(f"Content-Length: {length}")
     if close:
         lines.append("Connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only or status in (101, 204) else head + response.body
+    if head_only or content_length is not None or status in (101, 204):
+        return head
+    return head + response.body
 
 
 def error_response(error: HTTPError) -> Response:
@@ -263,9 +271,15 @@ H = TypeVar("H")
 @dataclass(slots=True)
 class Routes(Generic[H]):
     """A table (method, path) -> handler; what a handler is belongs to the caller (the
-    shell keeps coroutines here, tests keep plain values)."""
+    shell keeps coroutines here, tests keep plain values).
+
+    A path ending in ``/*`` is a prefix route: ``/upload/*`` takes every path that starts
+    with ``/upload/`` (the handler reads the rest itself). Exact paths win over prefixes,
+    and a longer prefix over a shorter one.
+    """
 
     table: dict[tuple[str, str], H] = field(default_factory=dict)
+    prefixes: dict[tuple[str, str], H] = field(default_factory=dict)
 
     def add(self, method: str, path: str, handler: H) -> None:
         """Register a handler.
@@ -273,9 +287,16 @@ class Routes(Generic[H]):
         Raises:
             ValueError: the (method, path) pair is already taken (two modules cannot share).
         """
-        if (method, path) in self.table:
+        table, key = self.table, path
+        if path.endswith("/*"):
+            table, key = self.prefixes, path[:-1]
+        if (method, key) in table:
             raise ValueError(f"route {method} {path} registered twice")
-        self.table[(method, path)] = handler
+        table[(method, key)] = handler
+
+    def values(self) -> list[H]:
+        """Every handler, exact routes first."""
+        return [*self.table.values(), *self.prefixes.values()]
 
     def resolve(self, request: Request) -> H:
         """The handler for ``request``.
@@ -284,15 +305,25 @@ class Routes(Generic[H]):
             HTTPError: 404 for an unknown path, 405 (with Allow) for a known path and
                 another method.
         """
-        handler = self.table.get((request.method, request.path))
+        handler = self._lookup(request.method, request.path)
         if handler is None and request.method == "HEAD":
             # RFC 9110 §9.3.2: HEAD is GET without the body (encode_response(head_only)).
-            handler = self.table.get(("GET", request.path))
+            handler = self._lookup("GET", request.path)
         if handler is not None:
             return handler
         allowed = {m for m, p in self.table if p == request.path}
+        if not allowed:
+            allowed = {m for m, p in self.prefixes if request.path.startswith(p)}
         if "GET" in allowed:
             allowed.add("HEAD")
         if allowed:
             raise HTTPError(405, "method not allowed", [("Allow", ", ".join(sorted(allowed)))])
         raise HTTPError(404, "no such resource")
+
+    def _lookup(self, method: str, path: str) -> H | None:
+        if (method, path) in self.table:
+            return self.table[(method, path)]
+        matches = [p for m, p in self.prefixes if m == method and path.startswith(p)]
+        if not matches:
+            return None
+        return self.prefixes[(method, max(matches, key=len))]

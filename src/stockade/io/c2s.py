@@ -21,6 +21,7 @@ from stockade.core.stanza import Stanza, error_reply
 from stockade.core.stream import events as ev
 from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
 from stockade.core.xml import Element
+from stockade.io import sasl2
 from stockade.io.tlslayer import TLSFailed, TLSLayer
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class C2SConnection(asyncio.Protocol):
         # sent in parallel cannot all pass the check made at lookup time.
         self.stream.login_refused = lambda username: server.is_login_throttled(
             self.peer, username, time.monotonic())
+        self.stream.wall_clock = time.time  # FAST token expiry (XEP-0484)
         self.direct_tls = direct_tls
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -398,6 +400,8 @@ class C2SConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         log.info("bound", extra={"peer": self.peer, "jid": str(result.jid)})
+        if event.client_id is not None:
+            sasl2.replace_same_client(host, result, event.client_id)
         self._handle_now(self.stream.provide_bind(result.jid))
 
     def _on_sm_enabled(self, event: ev.SMEnabled) -> None:
@@ -493,6 +497,9 @@ _EVENT_HANDLERS: dict[type, Callable[[C2SConnection, Any], Awaitable[Any] | None
     ev.AuthSucceeded: C2SConnection._on_auth_ok,
     ev.AuthFailed: C2SConnection._on_auth_failed,
     ev.BindRequested: C2SConnection._on_bind,
+    ev.Bind2FeaturesRequested: sasl2.enable_bind2_features,
+    ev.FastAuthRequested: sasl2.check_fast_token,
+    ev.FastTokenIssued: sasl2.store_fast_token,
     ev.SMEnabled: C2SConnection._on_sm_enabled,
     ev.ResumeRequested: C2SConnection._on_resume,
     ev.StreamClosed: C2SConnection._on_closed,

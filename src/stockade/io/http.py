@@ -2,6 +2,8 @@
 
 The protocol that serves them (and upgrades to WebSocket) is ``io.websocket``. A route is a
 handler in a ``core.http.Routes`` table; another feature (XEP-0363 uploads) adds its own.
+Large bodies need not pass through memory: a :class:`StreamingHandler` takes a request body
+chunk by chunk, and a :class:`FileResponse` sends a file as fast as the client reads it.
 """
 
 from __future__ import annotations
@@ -9,13 +11,70 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import IO, Protocol, runtime_checkable
 
 from stockade.core.http import Request, Response, Routes
 from stockade.core.websocket import host_meta_json, host_meta_xrd, origin_policy
 
+
+@dataclass(frozen=True, slots=True)
+class FileResponse:
+    """A response whose body is an open file of ``length`` bytes, sent in chunks while the
+    client keeps reading (never held in memory whole). The connection closes ``file``."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    file: IO[bytes]
+    length: int
+
+
+#: What a handler answers: a response in memory or a file.
+AnyResponse = Response | FileResponse
+
 #: A route handler: the request, its body (at most the route's ``max_body_bytes``) and the
 #: listener it came in on; it returns a response, or a coroutine that makes one.
-Handler = Callable[[Request, bytes, "HTTPListener"], Response | Awaitable[Response]]
+Handler = Callable[[Request, bytes, "HTTPListener"], AnyResponse | Awaitable[AnyResponse]]
+
+
+class BodySink(Protocol):
+    """Where a streamed request body goes (see :class:`StreamingHandler`)."""
+
+    def write(self, data: bytes) -> None:
+        """The next bytes of the body; never more than its Content-Length in all."""
+
+    def finish(self) -> Awaitable[Response]:
+        """The whole body has arrived: make the response."""
+
+    def abort(self) -> None:
+        """The body will not arrive whole (the connection went, the server stops): undo."""
+
+
+@runtime_checkable
+class StreamingHandler(Protocol):
+    """A handler that takes request bodies as they arrive rather than whole in memory.
+
+    Requests without a body are called like any :data:`Handler`.
+    """
+
+    def __call__(self, request: Request, body: bytes,
+                 listener: HTTPListener) -> AnyResponse | Awaitable[AnyResponse]:
+        """Answer a request that has no body."""
+
+    def open_body(self, request: Request, listener: HTTPListener) -> BodySink:
+        """The head of a request with a body was read: where its bytes go.
+
+        Raises:
+            HTTPError: refused before a byte of the body is read.
+        """
+
+
+@runtime_checkable
+class ListenerObserver(Protocol):
+    """A handler that wants to know every listener its routes are served on (to build
+    URLs pointing at them)."""
+
+    def listener_bound(self, listener: HTTPListener) -> None:
+        """``listener`` is bound (its port is known) and about to serve."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +103,9 @@ class HTTPListener:
         """Record the address the socket really got (port 0 becomes the ephemeral port)."""
         self.host, self.port = str(sockname[0]), int(str(sockname[1]))
         self.is_loopback = self.is_loopback_address(sockname)
+        for route in self.routes.values():
+            if isinstance(route.handler, ListenerObserver):
+                route.handler.listener_bound(self)
 
     @staticmethod
     def is_loopback_address(sockname: tuple[object, ...]) -> bool:
@@ -73,6 +135,18 @@ class HTTPListener:
             return f"wss://{self.domain}:{self.port}{self.websocket_path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}{self.websocket_path}"
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host:port`` (no trailing slash) of links to this listener's routes
+        (XEP-0363 upload URLs): http.public_url, else the listener itself; never the Host
+        header, for the reason given at :attr:`websocket_url`."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.tls:
+            return f"https://{self.domain}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 # XEP-0156 §3: host-meta is fetched by web clients on other origins, so it says "*".

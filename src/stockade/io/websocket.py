@@ -1,23 +1,26 @@
 """HTTP listener connections: a few HTTP routes, then XMPP over WebSocket (RFC 7395).
 
 A connection starts as HTTP/1.1 (host-meta and other routes, kept alive for a short idle
-time); a valid upgrade on the WebSocket path turns it into a :class:`C2SConnection` in
-framed mode: every complete WebSocket text message goes to the stream core as one element,
-and every message the core queues goes out as one text frame. TLS (wss) is the memory-BIO
-layer of C2SConnection; everything XMPP (SASL rules, limits, timeouts, routing) is the same
-code as for TCP clients.
+time; bodies of streaming routes go to their sink as they arrive, file responses go out as
+the client reads them); a valid upgrade on the WebSocket path turns it into a
+:class:`C2SConnection` in framed mode: every complete WebSocket text message goes to the
+stream core as one element, and every message the core queues goes out as one text frame.
+TLS (wss) is the memory-BIO layer of C2SConnection; everything XMPP (SASL rules, limits,
+timeouts, routing) is the same code as for TCP clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from stockade.core.errors import StreamErrorCondition
 from stockade.core.http import (
     HTTPError,
     Request,
@@ -36,7 +39,14 @@ from stockade.core.websocket import (
     check_handshake,
 )
 from stockade.io.c2s import C2SConnection
-from stockade.io.http import HTTPListener, HTTPRoute
+from stockade.io.http import (
+    AnyResponse,
+    BodySink,
+    FileResponse,
+    HTTPListener,
+    HTTPRoute,
+    StreamingHandler,
+)
 
 if TYPE_CHECKING:
     from stockade.server.server import Server
@@ -46,6 +56,7 @@ log = logging.getLogger("stockade.http")
 _MAX_REQUESTS = 100  # per kept-alive connection
 _LINGER_S = 2.0  # after our last bytes, how long we read (and drop) before closing
 _FRAME_MARGIN = 4096  # WebSocket messages may exceed the stanza limit by the framing only
+_FILE_CHUNK = 64 * 1024  # bytes of a file response read and written at a time
 
 
 class WebSocketConnection(C2SConnection):
@@ -62,6 +73,10 @@ class WebSocketConnection(C2SConnection):
         self._parser = RequestParser()
         self._http_in = bytearray()  # bytes after the last request head (a body, the next)
         self._request: tuple[Request, HTTPRoute] | None = None  # head read, body awaited
+        self._sink: BodySink | None = None  # where the awaited body goes, if streamed
+        self._body_left = 0  # bytes of the streamed body still to come
+        self._writable = asyncio.Event()  # cleared while the transport's buffer is full
+        self._writable.set()
         self._http_out: list[bytes] = []
         self._http_busy = False  # a handler is running; later requests wait
         self._requests = 0
@@ -91,15 +106,35 @@ class WebSocketConnection(C2SConnection):
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Cancel the HTTP timer too."""
+        """Cancel the HTTP timer too; a body that was arriving will not be complete."""
         if self._http_timer is not None:
             self._http_timer.cancel()
+        self._abort_sink()
+        self._writable.set()  # a file being sent notices the connection is gone
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """A file response waits too."""
+        super().pause_writing()
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        """A file response goes on."""
+        super().resume_writing()
+        self._writable.set()
 
     @property
     def is_open(self) -> bool:
         """Nothing more is written once the closing bytes are out."""
         return super().is_open and not self._lingering and self.ws is not None
+
+    def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
+        """Before the upgrade only shutdown terminates a connection: close it at once, as
+        the event loop may stop before a lingering close would end."""
+        super().terminate(condition, text)
+        if self.ws is None and self.transport is not None:
+            self._abort_sink()
+            self.transport.close()
 
     # ------------------------------------------------------------------ C2SConnection hooks
     def _refuse_connection(self) -> None:
@@ -211,6 +246,7 @@ class WebSocketConnection(C2SConnection):
         try:
             self._serve_requests()
         except HTTPError as exc:
+            self._abort_sink()
             self._refuse(exc)
 
     def _serve_requests(self) -> None:
@@ -229,20 +265,76 @@ class WebSocketConnection(C2SConnection):
                 route = self.listener.routes.resolve(request)
                 if request.content_length > route.max_body_bytes:
                     raise HTTPError(413, "request body too large")
+                if request.content_length and isinstance(route.handler, StreamingHandler):
+                    self._sink = self._open_sink(route.handler, request)
+                    self._body_left = request.content_length
                 self._request = (request, route)
+                self._continue(request)
             request, route = self._request
+            if self._sink is not None:
+                if not self._stream_body(self._sink):
+                    return
+                sink, self._sink, self._request = self._sink, None, None
+                self._serve_one(request, sink.finish)
+                continue
             if len(self._http_in) < request.content_length:
                 return
             body = bytes(self._http_in[:request.content_length])
             del self._http_in[:request.content_length]
             self._request = None
-            self._run_handler(request, route, body)
+            self._serve_one(request, functools.partial(route.handler, request, body,
+                                                      self.listener))
 
-    def _run_handler(self, request: Request, route: HTTPRoute, body: bytes) -> None:
+    def _continue(self, request: Request) -> None:
+        """RFC 9110 §10.1.1: a client that sent ``Expect: 100-continue`` waits for this
+        interim response (or a final one) before its body; the head passed every check."""
+        if request.content_length and request.version == "HTTP/1.1" and \
+                "100-continue" in request.tokens("expect") and not self._http_in:
+            self._http_out.append(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._flush()
+
+    def _open_sink(self, handler: StreamingHandler, request: Request) -> BodySink:
+        try:
+            return handler.open_body(request, self.listener)
+        except HTTPError:
+            raise
+        except Exception:
+            log.exception("HTTP handler failed", extra={"peer": self.peer})
+            raise HTTPError(500, "internal error") from None
+
+    def _stream_body(self, sink: BodySink) -> bool:
+        """Hand what has arrived of the body to its sink; True once all of it has."""
+        take = min(len(self._http_in), self._body_left)
+        if take:
+            chunk = bytes(self._http_in[:take])
+            del self._http_in[:take]
+            self._body_left -= take
+            try:
+                sink.write(chunk)
+            except HTTPError:
+                raise
+            except Exception:
+                log.exception("HTTP body sink failed", extra={"peer": self.peer})
+                raise HTTPError(500, "internal error") from None
+        return self._body_left == 0
+
+    def _abort_sink(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is None:
+            return
+        self._request = None
+        try:
+            sink.abort()
+        except Exception:
+            log.exception("HTTP body sink abort failed", extra={"peer": self.peer})
+
+    def _serve_one(self, request: Request,
+                  call: Callable[[], AnyResponse | Awaitable[AnyResponse]]) -> None:
+        """Run a handler (or a sink's finish) and answer with what it returns."""
         self._requests += 1
         close = not request.keep_alive or self._requests >= _MAX_REQUESTS
         try:
-            result = route.handler(request, body, self.listener)
+            result = call()
         except HTTPError as exc:
             self._refuse(exc)
             return
@@ -250,6 +342,8 @@ class WebSocketConnection(C2SConnection):
             log.exception("HTTP handler failed", extra={"peer": self.peer})
             self._refuse(HTTPError(500, "internal error"))
             return
+        if isinstance(result, FileResponse):
+            result = _ready(result)  # sent chunk by chunk: asynchronous work all the same
         if inspect.isawaitable(result):
             self._http_busy = True
             if self.transport is not None:
@@ -258,23 +352,62 @@ class WebSocketConnection(C2SConnection):
         else:
             self._respond(result, request, close=close)
 
-    async def _await_response(self, result: Awaitable[Response], request: Request,
+    async def _await_response(self, result: Awaitable[AnyResponse], request: Request,
                               close: bool) -> None:
         try:
             response = await result
         except HTTPError as exc:
+            self._http_busy = False
             self._refuse(exc)
             return
         except Exception:
+            self._http_busy = False
             log.exception("HTTP handler failed", extra={"peer": self.peer})
             self._refuse(HTTPError(500, "internal error"))
             return
-        finally:
-            self._http_busy = False
-        self._respond(response, request, close=close)
+        if isinstance(response, FileResponse):
+            close = not await self._send_file(response, request, close=close)
+        else:
+            self._respond(response, request, close=close)
+        self._http_busy = False
         if not close and self.transport is not None and not self._closing:
             self.transport.resume_reading()
             self._receive_http(b"")  # requests that were pipelined behind it
+
+    async def _send_file(self, response: FileResponse, request: Request, *,
+                         close: bool) -> bool:
+        """Send a file response as the client reads it; True if the connection stays
+        usable (the whole body went out and ``close`` was not asked for)."""
+        head_only = request.method == "HEAD"
+        try:
+            with response.file as file:
+                self._http_out.append(encode_response(
+                    Response(response.status, response.headers), now=time.time(),
+                    close=close, head_only=head_only, content_length=response.length))
+                self._flush()
+                left = 0 if head_only else response.length
+                while left > 0:
+                    await self._writable.wait()  # backpressure: the client reads slowly
+                    if self._closing or self.transport is None or self.transport.is_closing():
+                        return False
+                    chunk = await asyncio.to_thread(file.read, min(_FILE_CHUNK, left))
+                    if not chunk:
+                        raise OSError("file shorter than announced")
+                    left -= len(chunk)
+                    self._http_out.append(chunk)
+                    self._flush()
+        except OSError:
+            # The head is out, so no error response can follow: closing ends the body.
+            log.exception("sending a file failed", extra={"peer": self.peer})
+            self._close_transport()
+            return False
+        log.debug("http", extra={"peer": self.peer, "method": request.method,
+                                 "path": request.path, "status": response.status})
+        if close:
+            self._close_transport()
+            return False
+        self._arm_http_timer()
+        return True
 
     def _respond(self, response: Response, request: Request, *, close: bool) -> None:
         self._http_out.append(encode_response(response, now=time.time(), close=close,
@@ -309,3 +442,7 @@ class WebSocketConnection(C2SConnection):
             self._refuse(HTTPError(408, "request not complete in time"))  # slow sender
         else:
             self._close_transport()  # an idle kept-alive connection
+
+
+async def _ready(response: FileResponse) -> FileResponse:
+    return response

@@ -98,6 +98,16 @@ def _public_url(value: Any) -> str | None:
     return None
 
 
+def _module_names(value: Any) -> str | None:
+    from stockade.server.modules import import_all
+
+    known = {cls.name for cls in import_all()}
+    for item in value:
+        if item not in known:
+            return f"{item!r} is not a module (known: {', '.join(sorted(known))})"
+    return None
+
+
 def _domains(value: Any) -> str | None:
     if not value:
         return "must name at least one domain"
@@ -124,6 +134,9 @@ _CORE_SCHEMA: dict[str, dict[str, Option]] = {
                             choice("debug", "info", "warning", "error")),
         "log_format": Option(str, "text", "Log format: text or json (one object per line).",
                              choice("text", "json")),
+        "disabled_modules": Option(list, [], "Feature modules not to run, by name (e.g. "
+                                   "[\"xep0280_carbons\"]); the README's feature table "
+                                   "lists what each implements.", _module_names),
     },
     "c2s": {
         "starttls_listen": Option(list, ["127.0.0.1:5222"], "Addresses for client connections "

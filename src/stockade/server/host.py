@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 from stockade.core.errors import ConfigError, StanzaError, StanzaErrorCondition, StockadeError
@@ -17,6 +17,7 @@ from stockade.core.xml import Element, parse_fragment
 from stockade.server.config import Config
 from stockade.server.module import (
     AccountFeature,
+    Bind2Inline,
     Component,
     Feature,
     Hook,
@@ -65,6 +66,7 @@ class Host:
         self.stream_features: dict[str, list[str]] = {"bind": [], "sasl": []}
         self.nonzas: dict[tuple[str, str], Nonza] = {}
         self.preauth_iqs: dict[tuple[str, str], PreauthIQ] = {}
+        self.bind2_inline: dict[tuple[str, str], Bind2Inline] = {}  # XEP-0386
         self._requests: dict[tuple[str, JID], asyncio.Future[Element]] = {}
         self._resumable: dict[str, Session] = {}  # XEP-0198 resumption id -> session
         for cls in default_modules(config):
@@ -100,6 +102,8 @@ class Host:
                 self.nonzas[(reg.ns, reg.name)] = reg
             elif isinstance(reg, PreauthIQ):
                 self.preauth_iqs[reg.payload] = reg
+            elif isinstance(reg, Bind2Inline):
+                self.bind2_inline[(reg.ns, reg.name)] = reg
 
     def _add_hook(self, hook: Hook) -> None:
         for kind in hook.kinds:
@@ -233,24 +237,34 @@ class Host:
             if resource not in taken:
                 return resource
 
-    async def unbind(self, session: Session) -> None:
-        """Forget a session that ended; modules get to clean up (unavailable presence)."""
+    def unbind(self, session: Session) -> Coroutine[Any, Any, None]:
+        """Forget a session that ended; modules get to clean up (unavailable presence).
+
+        What must not wait happens before this returns: the session leaves the table and its
+        unacknowledged messages are handed to the router, so a message routed afterwards
+        cannot overtake them (RFC 6120 §10.1). The returned coroutine does the rest.
+        """
         mine = self._sessions.get(session.username)
         if mine is None or mine.get(session.jid.resource or "") is not session:
-            return
+            return _nothing()
         del mine[session.jid.resource or ""]
         if not mine:
             del self._sessions[session.username]
-        await self._session_ended(session)
+        return self._session_ended(session)
 
-    async def _session_ended(self, session: Session) -> None:
+    def _session_ended(self, session: Session) -> Coroutine[Any, Any, None]:
         self._forget_resumable(session)
+        return self._after_session_end(session, self._reroute_unacked(session))
+
+    async def _after_session_end(self, session: Session,
+                                 rerouted: list[Awaitable[None]]) -> None:
+        for work in rerouted:
+            await work
         for module in self.modules.values():
             try:
                 await module.on_session_end(session)
             except Exception:
                 log.exception("session-end hook failed", extra={"feature": module.name})
-        await self._reroute_unacked(session)
 
     # ------------------------------------------------------------------ XEP-0198
     def register_resumable(self, session: Session) -> None:
@@ -298,17 +312,20 @@ class Host:
             old.terminate(SE.CONFLICT, "resumed on another connection")
         return session
 
-    async def _reroute_unacked(self, session: Session) -> None:
+    def _reroute_unacked(self, session: Session) -> list[Awaitable[None]]:
         """A stream-managed session ended for good: messages the client never acknowledged
-        go to another resource or offline storage, as if they had just arrived."""
+        go to another resource or offline storage (queued now, in order), as if they had
+        just arrived. Returns the storage work to await."""
+        work: list[Awaitable[None]] = []
         if session.sm is None:
-            return
+            return work
         for text in session.sm.take_unacked():
             stanza = _reroutable(text)
             if stanza is not None:
-                work = self.router.redeliver(stanza)
-                if work is not None:
-                    await work
+                pending = self.router.redeliver(stanza)
+                if pending is not None:
+                    work.append(pending)
+        return work
 
     async def end_hibernated(self) -> None:
         """Shutdown: hibernated sessions end now, their unacked messages stored."""
@@ -335,3 +352,7 @@ def _reroutable(text: str) -> Stanza | None:
     if any(child.ns in _NOT_REROUTED for child in el.elements()):
         return None
     return stanza
+
+
+async def _nothing() -> None:
+    """unbind() of a session that is no longer bound."""

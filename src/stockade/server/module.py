@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from stockade.server.host import Host
     from stockade.server.session import Session
 
-__all__ = ["AccountFeature", "Component", "Feature", "HTTPEndpoint", "Hook", "IQHandler",
-           "Identity", "Module", "Nonza", "PreauthIQ", "Registration", "Spec", "Stage",
-           "StanzaEvent", "StreamFeature", "Target"]
+__all__ = ["AccountFeature", "Bind2Inline", "Component", "Feature", "HTTPEndpoint", "Hook",
+           "IQHandler", "Identity", "Module", "Nonza", "PreauthIQ", "Registration", "Spec",
+           "Stage", "StanzaEvent", "StreamFeature", "Target"]
 
 
 class Target(enum.Flag):
@@ -165,8 +165,24 @@ class PreauthIQ:
     handler: PreauthFn
 
 
+Bind2InlineFn = Callable[[Element, "Session"], Awaitable[Element | None] | Element | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Bind2Inline:
+    """A session feature a client may turn on inside its XEP-0386 ``<bind/>`` (e.g. XEP-0280
+    ``<enable/>``, XEP-0352 ``<inactive/>``): ``handler(element, session)`` runs for the new
+    session right after binding, before SASL2 ``<success/>``; an element it returns goes into
+    ``<bound/>``. ``var`` (default: ``ns``) is advertised as ``<feature var=''/>``."""
+
+    ns: str
+    name: str
+    handler: Bind2InlineFn
+    var: str = ""
+
+
 Registration = (IQHandler | Feature | AccountFeature | Identity | HTTPEndpoint | Hook
-                | Component | StreamFeature | Nonza | PreauthIQ)
+                | Component | StreamFeature | Nonza | PreauthIQ | Bind2Inline)
 
 
 class Module:

@@ -16,6 +16,7 @@ from stockade.server.modules import import_all
 CORE_SPEC_FILES = (
     "stockade.core.jid",
     "stockade.core.stream.c2s",
+    "stockade.core.stream.sasl2",
     "stockade.core.sasl",
     "stockade.io.c2s",
     "stockade.core.websocket",

@@ -120,7 +120,10 @@ class Router:
         written to are appended to ``delivered``."""
         if to.resource is not None:
             target = self.host.session_for(to)
-            if target is not None and target.is_reachable:
+            # Groupchat is never stored offline, so it need not queue behind a hand-over of
+            # stored messages either: it goes straight to an open connection.
+            if target is not None and (target.is_reachable or (
+                    stanza.type == "groupchat" and target.conn.is_open)):
                 target.deliver(stanza.element)
                 if delivered is not None:
                     delivered.append(target)

@@ -83,6 +83,7 @@ def server_secret(config: Config) -> bytes:
 def c2s_policy(config: Config, mock_secret: bytes, host: Host | None = None) -> C2SPolicy:
     """The stream policy from the [c2s] section and what ``host``'s modules add."""
     c2s = config["c2s"]
+    sasl2 = config["sasl2"]
     mechanisms = C2SPolicy(frozenset()).mechanisms
     if not c2s["allow_plain"]:
         mechanisms = tuple(m for m in mechanisms if m != "PLAIN")
@@ -102,6 +103,11 @@ def c2s_policy(config: Config, mock_secret: bytes, host: Host | None = None) -> 
         sasl_features=tuple(host.stream_features["sasl"]) if host else (),
         nonzas=frozenset(host.nonzas) if host else frozenset(),
         preauth_iqs=frozenset(host.preauth_iqs) if host else frozenset(),
+        sasl2=sasl2["enabled"],
+        fast_token_lifetime_s=sasl2["fast_token_lifetime_days"] * 86_400 if sasl2["fast"] else 0,
+        bind2_features=frozenset(host.bind2_inline) if host else frozenset(),
+        bind2_vars=tuple(dict.fromkeys(r.var or r.ns for r in host.bind2_inline.values()))
+        if host else (),
     )
 
 

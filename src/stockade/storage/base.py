@@ -340,11 +340,13 @@ class CoreStorage(Protocol):
 
 from .account_data import AccountDataStorage  # noqa: E402
 from .archive import ArchiveStorage  # noqa: E402
+from .fast import FastTokenStorage  # noqa: E402
 from .muc import MucStorage  # noqa: E402
 from .pubsub import PubsubStorage  # noqa: E402
+from .upload import UploadStorage  # noqa: E402
 
 
 class Storage(CoreStorage, AccountDataStorage, ArchiveStorage, PubsubStorage, MucStorage,
-              Protocol):
+              FastTokenStorage, UploadStorage, Protocol):
     """Everything the server persists: the core plus one interface per feature (each in its
     own file, with its SQLite side in ``sqlite_<feature>.py``)."""

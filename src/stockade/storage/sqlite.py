@@ -36,8 +36,10 @@ from .base import (
 from .sqlite_account_data import SQLiteAccountData
 from .sqlite_archive import SQLiteArchive
 from .sqlite_base import SQLiteBase
+from .sqlite_fast import SQLiteFast
 from .sqlite_muc import SQLiteMuc
 from .sqlite_pubsub import SQLitePubsub
+from .sqlite_upload import SQLiteUpload
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -240,7 +242,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 # The backend ------------------------------------------------------------------
 
 
-class SQLiteStorage(SQLiteAccountData, SQLiteArchive, SQLitePubsub, SQLiteMuc, SQLiteBase):
+class SQLiteStorage(SQLiteAccountData, SQLiteArchive, SQLitePubsub, SQLiteMuc, SQLiteFast,
+                    SQLiteUpload, SQLiteBase):
     """``Storage`` on one SQLite file.
 
     Args:

@@ -84,7 +84,7 @@ def error_element(error: StanzaError) -> Element:
     if error.text:
         err.sub(NS_STANZAS, "text", text=error.text)
     if error.app is not None:
-        err.sub(*error.app)
+        err.children.append(error.app.copy())
     return err
 
 

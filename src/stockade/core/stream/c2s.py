@@ -43,6 +43,7 @@ from stockade.core.sasl.credentials import ScramCredential
 from stockade.core.spec import Spec
 from stockade.core.stanza import NS_CLIENT, Stanza, error_reply, parse_stanza
 from stockade.core.stream import events as ev
+from stockade.core.stream.sasl2 import NS_SASL2, SASL2Negotiation, sasl2_failure
 from stockade.core.stream.sm import NS_SM, AckError, SMState, parse_h
 from stockade.core.xml import (
     NS_STREAMS,
@@ -87,6 +88,7 @@ class Phase(enum.Enum):
     TLS_HANDSHAKE = "tls-handshake"  # <proceed/> sent; input is discarded until TLS is up
     SASL = "sasl"  # mechanisms offered, <auth/> expected
     SASL_STEP = "sasl-step"  # a challenge is out, <response/> or <abort/> expected
+    SASL2_STEP = "sasl2-step"  # the same in SASL2 (XEP-0388), its own namespace
     WAITING = "waiting"  # the shell owes us a provide_*() call
     BIND = "bind"  # authenticated; only resource binding is allowed
     ESTABLISHED = "established"
@@ -119,10 +121,16 @@ class C2SPolicy:
     max_preauth_iqs: int = 10  # per stream: registration takes two
     sm_resume_max_s: int = 300  # XEP-0198 resumption window; 0: no resumption offered
     sm_max_unacked: int = 5000
+    sasl2: bool = True  # XEP-0388 beside RFC 6120 SASL (both over TLS only)
+    fast_token_lifetime_s: int = 14 * 86_400  # XEP-0484 tokens; 0: FAST not offered
+    # XEP-0386 session features modules enable inside <bind/>: (ns, name) of the elements
+    # and the vars advertised for them (XEP-0198 is the core's own).
+    bind2_features: frozenset[tuple[str, str]] = frozenset()
+    bind2_vars: tuple[str, ...] = ()
 
 
-class C2SServerStream:
-    """One client connection's XMPP stream, as seen by the server."""
+class C2SServerStream(SASL2Negotiation):
+    """One client connection's XMPP stream, as seen by the server (SASL2: see sasl2.py)."""
 
     def __init__(self, policy: C2SPolicy, *, tls_active: bool = False, framed: bool = False,
                  stream_id: Callable[[], str] = lambda: secrets.token_hex(12)) -> None:
@@ -284,7 +292,7 @@ class C2SServerStream:
             # throttling does not reveal which accounts exist; it fails at the end.
             self._refuse = refuse
             challenge = self._scram.respond_first(credential)
-            self.phase = Phase.SASL_STEP
+            self.phase = self._step_phase()
             self._send_sasl("challenge", challenge)
         return self._settle(step)
 
@@ -315,6 +323,8 @@ class C2SServerStream:
         """Answer :class:`BindRequested` with the bound full JID or the error to return."""
         if not self._expect("bind"):
             return []
+        if self._sasl2 is not None:
+            return self._settle(lambda out: self._sasl2_bound(result, out))
         out: list[ev.Event] = []
         if isinstance(result, StanzaError):
             iq = Element(NS_CLIENT, "iq", {"id": self._bind_id})
@@ -333,6 +343,8 @@ class C2SServerStream:
         None when there is no such session of this account (XEP-0198 §5)."""
         if not self._expect("resume"):
             return []
+        if self._sasl2 is not None:
+            return self._settle(lambda out: self._sasl2_resumed(jid, state, out))
         out: list[ev.Event] = []
         if jid is None or state is None:
             self._out.append(_sm_failed("item-not-found"))
@@ -382,6 +394,10 @@ class C2SServerStream:
             self._write_error_and_close(None, None)
             out.append(ev.StreamClosed())
         elif self.phase is Phase.WAITING:
+            if self._sasl2_active and item.tag != (NS_SASL2, "abort"):
+                # XEP-0388 §2.4: "Servers MUST disconnect Clients immediately if any other
+                # traffic is received" while authentication is in progress.
+                raise RemoteProtocolError(SE.POLICY_VIOLATION, "wait for the outcome")
             if len(self._backlog) >= _MAX_BACKLOG:
                 raise RemoteProtocolError(SE.POLICY_VIOLATION, "wait for the answer")
             self._backlog.append(item)
@@ -407,9 +423,12 @@ class C2SServerStream:
         elif el.ns == NS_CLIENT and el.name in ("message", "presence", "iq"):
             # RFC 6120 §4.9.3.12: stanzas before authentication (and binding, §7.1).
             raise RemoteProtocolError(SE.NOT_AUTHORIZED, "authenticate first")
-        elif el.ns == NS_SASL and el.name == "auth" and self.phase is Phase.TLS:
-            # SECURITY: no SASL before TLS, not even an attempt (RFC 6120 §5.3.1, §13.8).
-            self._send(_sasl_failure(SF.ENCRYPTION_REQUIRED))
+        elif el.tag in ((NS_SASL, "auth"), (NS_SASL2, "authenticate")) and \
+                self.phase is Phase.TLS:
+            # SECURITY: no SASL (or SASL2) before TLS, not even an attempt (RFC 6120 §5.3.1,
+            # §13.8).
+            self._send(_sasl_failure(SF.ENCRYPTION_REQUIRED) if el.ns == NS_SASL
+                       else sasl2_failure(SF.ENCRYPTION_REQUIRED))
             raise RemoteProtocolError(SE.POLICY_VIOLATION, "TLS is required")
         else:
             raise RemoteProtocolError(SE.UNSUPPORTED_STANZA_TYPE, "not allowed here")
@@ -494,8 +513,8 @@ class C2SServerStream:
                 and not (m == "EXTERNAL" and not self.has_client_cert))
             cb_type = self.channel_binding[0] if self.channel_binding else None
             self.phase = Phase.SASL
-            self._send_features_xml(_sasl_features(self._offered, cb_type,
-                                                   self.policy.sasl_features))
+            self._send_features_xml(_sasl_features(
+                self._offered, cb_type, self._sasl2_feature() + self.policy.sasl_features))
         else:
             self.phase = Phase.BIND
             self._send_features_xml(_bind_features(self.policy.offer_legacy_session,
@@ -567,20 +586,26 @@ class C2SServerStream:
         try:
             if mech not in self._offered:
                 raise SASLFailure(SF.INVALID_MECHANISM)
-            payload = _b64decode(el.text)
-            if mech == "PLAIN":
-                self._start_plain(payload, out)
-            elif mech == "EXTERNAL":
-                self._wait("external")
-                out.append(ev.ExternalAuthRequested(parse_external(payload)))
-            elif payload:
-                self._start_scram(mech, payload, out)
-            else:
-                self._send_sasl("challenge", b"")  # no initial response: ask for it
-                self._scram = None
-                self.phase = Phase.SASL_STEP
+            self._start_mechanism(mech, _b64decode(el.text), out)
         except SASLFailure as exc:
             self._sasl_failed(exc, out)
+
+    def _start_mechanism(self, mech: str, payload: bytes, out: list[ev.Event]) -> None:
+        """An offered mechanism with its initial response (empty: none); SASL and SASL2."""
+        if mech == "PLAIN":
+            self._start_plain(payload, out)
+        elif mech == "EXTERNAL":
+            self._wait("external")
+            out.append(ev.ExternalAuthRequested(parse_external(payload)))
+        elif payload:
+            self._start_scram(mech, payload, out)
+        else:
+            self._send_sasl("challenge", b"")  # no initial response: ask for it
+            self._scram = None
+            self.phase = self._step_phase()
+
+    def _step_phase(self) -> Phase:
+        return Phase.SASL2_STEP if self._sasl2_active else Phase.SASL_STEP
 
     def _start_scram(self, mech: str, client_first: bytes, out: list[ev.Event]) -> None:
         hash_name, plus = parse_mechanism(mech)
@@ -655,16 +680,21 @@ class C2SServerStream:
         if jid.resource is not None or jid.local != username or jid.domain != self.domain:
             raise SASLFailure(SF.INVALID_AUTHZID)
 
-    def _on_abort(self, _el: Element, _out: list[ev.Event]) -> None:
+    def _on_abort(self, el: Element, _out: list[ev.Event]) -> None:
         # An abort proves nothing about credentials, so it is no failed login (throttling).
         self._scram = None
-        self._send(_sasl_failure(SF.ABORTED))
+        self._end_sasl2()
+        self._send(_sasl_failure(SF.ABORTED) if el.ns == NS_SASL else sasl2_failure(SF.ABORTED))
         self.phase = Phase.SASL
 
     def _sasl_success(self, username: str, additional: bytes | None,
                       out: list[ev.Event]) -> None:
         if username.startswith("\x00"):
             raise LocalProtocolError("invalid account name accepted")
+        if self._sasl2 is not None:
+            self._scram = None
+            self._sasl_success_sasl2(username, additional, out)
+            return
         self._out.append(f"<success xmlns='{NS_SASL}'>"
                          f"{base64.b64encode(additional).decode() if additional else ''}"
                          "</success>")
@@ -677,7 +707,8 @@ class C2SServerStream:
         self._scram = None
         self._plain = None
         # Every credential failure looks the same: not-authorized (RFC 6120 §6.5.10).
-        self._send(_sasl_failure(exc.condition))
+        self._send(sasl2_failure(exc.condition) if self._end_sasl2()
+                   else _sasl_failure(exc.condition))
         self.phase = Phase.SASL
         out.append(ev.AuthFailed(self._pending_user, self._mechanism,
                                  exc.condition is SF.NOT_AUTHORIZED))
@@ -688,8 +719,21 @@ class C2SServerStream:
             raise RemoteProtocolError(SE.POLICY_VIOLATION, "too many failed attempts")
 
     def _send_sasl(self, name: str, data: bytes) -> None:
-        self._out.append(f"<{name} xmlns='{NS_SASL}'>{base64.b64encode(data).decode()}"
-                         f"</{name}>")
+        ns = NS_SASL2 if self._sasl2_active else NS_SASL
+        self._out.append(f"<{name} xmlns='{ns}'>{base64.b64encode(data).decode()}</{name}>")
+
+    # ------------------------------------------------------------------ SASL2 (sasl2.py)
+    def _raise_limits(self) -> None:
+        # Authenticated without a stream restart: the parser takes the larger limits now.
+        self._parser.limits = self.policy.limits
+
+    def _sasl2_established(self, retransmit: tuple[str, ...], features: str) -> None:
+        self.phase = Phase.ESTABLISHED
+        self._send_features_xml(features)
+        self._out.extend(_with_client_ns(x) if self.framed else x for x in retransmit)
+
+    def _sasl2_unbound(self) -> None:
+        self._send_features()  # RFC 6120 binding next
 
     # ------------------------------------------------------------------ bind §7
     def _on_bind_iq(self, el: Element, out: list[ev.Event]) -> None:
@@ -728,17 +772,22 @@ class C2SServerStream:
         if self.sm is not None:
             self._out.append(_sm_failed("unexpected-request"))
             return
+        self._out.append(self._enable_sm(el, out))
+
+    def _enable_sm(self, el: Element, out: list[ev.Event]) -> str:
+        """Turn XEP-0198 on; return the <enabled/> to send (alone, or in XEP-0386 <bound/>)."""
         resumable = el.get("resume") in ("true", "1") and self.policy.sm_resume_max_s > 0
         state = SMState(secrets.token_urlsafe(18), resumable=resumable,
                         max_unacked=self.policy.sm_max_unacked)
         self.sm = state
         attrs = (f" id='{state.id}' resume='true' max='{self.policy.sm_resume_max_s}'"
                  if resumable else "")
-        self._out.append(f"<enabled xmlns='{NS_SM}'{attrs}/>")
         out.append(ev.SMEnabled(state))
+        return f"<enabled xmlns='{NS_SM}'{attrs}/>"
 
-    def _on_sm_too_early(self, _el: Element, _out: list[ev.Event]) -> None:
-        # XEP-0198 §3: enabling before a resource is bound is an unexpected request.
+    def _on_sm_unexpected(self, _el: Element, _out: list[ev.Event]) -> None:
+        # XEP-0198 §3, §6: enabling before a resource is bound, or resuming after one is,
+        # is an unexpected request (answered with <failed/>, the stream goes on).
         self._out.append(_sm_failed("unexpected-request"))
 
     def _on_sm_request(self, _el: Element, _out: list[ev.Event]) -> None:
@@ -756,6 +805,10 @@ class C2SServerStream:
             self.sm.acknowledge(h)
         except AckError as exc:
             self._fail_ack(exc, out)
+            return
+        # What was sent after our last <r/> is still unacknowledged: ask again now, or the
+        # tail of a burst would stay unacked (and be rerouted twice if the link dies).
+        self._request_ack()
 
     def _fail_ack(self, exc: AckError, out: list[ev.Event]) -> None:
         # XEP-0198 §4: a peer acking more than was sent gets undefined-condition with
@@ -835,7 +888,9 @@ def _with_client_ns(text: str) -> str:
         at = text.find(stop)
         if at != -1:
             end = min(end, at)
-    if " xmlns=" in text[:text.find(">")]:
+    # Our serializer writes a root's xmlns first, right after the name; looking anywhere
+    # else would be fooled by attribute values the sender chose (an id="x xmlns='y'").
+    if text.startswith(" xmlns=", end):
         return text
     return text[:end] + f" xmlns='{NS_CLIENT}'" + text[end:]
 
@@ -925,13 +980,18 @@ _HANDLERS: dict[tuple[Phase, str, str], _Handler] = {
     (Phase.SASL_STEP, NS_SASL, "response"): C2SServerStream._on_response,
     (Phase.SASL_STEP, NS_SASL, "abort"): C2SServerStream._on_abort,
     (Phase.SASL, NS_SASL, "abort"): C2SServerStream._on_abort,
+    (Phase.SASL, NS_SASL2, "authenticate"): C2SServerStream._on_authenticate,
+    (Phase.SASL2_STEP, NS_SASL2, "response"): C2SServerStream._on_response,
+    (Phase.SASL2_STEP, NS_SASL2, "abort"): C2SServerStream._on_abort,
+    (Phase.SASL, NS_SASL2, "abort"): C2SServerStream._on_abort,
     (Phase.BIND, NS_CLIENT, "iq"): C2SServerStream._on_bind_iq,
     (Phase.ESTABLISHED, NS_CLIENT, "iq"): C2SServerStream._on_established_iq,
     (Phase.ESTABLISHED, NS_SM, "enable"): C2SServerStream._on_sm_enable,
     (Phase.ESTABLISHED, NS_SM, "r"): C2SServerStream._on_sm_request,
     (Phase.ESTABLISHED, NS_SM, "a"): C2SServerStream._on_sm_ack,
-    (Phase.BIND, NS_SM, "enable"): C2SServerStream._on_sm_too_early,
+    (Phase.BIND, NS_SM, "enable"): C2SServerStream._on_sm_unexpected,
     (Phase.BIND, NS_SM, "resume"): C2SServerStream._on_sm_resume,
+    (Phase.ESTABLISHED, NS_SM, "resume"): C2SServerStream._on_sm_unexpected,
 }
 
 

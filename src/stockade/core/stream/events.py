@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from stockade.core.stanza import Stanza
 from stockade.core.xml import Element
 
 if TYPE_CHECKING:
+    from stockade.core.sasl.ht import FastToken, FastTokenUse
     from stockade.core.stream.sm import SMState
 
 
@@ -66,9 +68,43 @@ class AuthFailed:
 
 @dataclass(frozen=True, slots=True)
 class BindRequested:
-    """Resource binding (RFC 6120 §7): ``resource`` is the client's wish, or None."""
+    """Resource binding (RFC 6120 §7): ``resource`` is the client's wish, or None.
+
+    From XEP-0386 (Bind 2) ``client_id`` is the SASL2 user-agent id, if the client sent one:
+    the session is tagged with it, and earlier sessions of the same client end (§3.2).
+    """
 
     resource: str | None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bind2FeaturesRequested:
+    """XEP-0386: enable these module session features (policy.bind2_features) for the session
+    just bound; answer with ``provide_bind2_features`` and what goes into ``<bound/>``."""
+
+    elements: tuple[Element, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FastAuthRequested:
+    """XEP-0484: a login with a FAST token of (``username``, ``client_id``). Run ``choose``
+    over the client's stored tokens (atomically with applying its answer, see
+    ``FastTokenStorage.use_fast_token``), then call ``provide_fast_auth``."""
+
+    username: str
+    client_id: str
+    choose: Callable[[Sequence[FastToken]], FastTokenUse | None]
+
+
+@dataclass(frozen=True, slots=True)
+class FastTokenIssued:
+    """XEP-0484: store this new token (its hashed form) for (``username``, ``client_id``),
+    then call ``provide_fast_stored``; the client gets it once it is stored."""
+
+    username: str
+    client_id: str
+    token: FastToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +164,7 @@ class StreamFailed:
 
 
 Event = (StreamOpened | StartTLSRequested | CredentialsRequested | ExternalAuthRequested
-         | AuthSucceeded | AuthFailed | BindRequested | StanzaReceived | ReplyReady
+         | AuthSucceeded | AuthFailed | BindRequested | Bind2FeaturesRequested
+         | FastAuthRequested | FastTokenIssued | StanzaReceived | ReplyReady
          | NonzaReceived | PreauthIQReceived | SMEnabled | ResumeRequested | StreamClosed
          | StreamFailed)

@@ -16,7 +16,16 @@ MODULE_FILES = (
     "rfc6121_roster",
     "rfc6121_presence",
     "xep0160_offline",
+    "xep0115_caps",
+    "xep0163_pep",
     "xep0199_ping",
+    "xep0313_mam",
+    "xep0280_carbons",
+    "xep0191_blocking", "xep0049_private", "xep0054_vcard", "xep0012_last", "xep0202_time",
+    "xep0352_csi", "xep0077_register",
+    "xep0045_muc",
+    "xep0363_upload",
+    "xep0388_sasl2",
 )
 
 
@@ -31,4 +40,7 @@ def import_all() -> list[type[Module]]:
 
 def default_modules(config: Config | None = None) -> list[type[Module]]:
     """The modules a host runs: all of them, less those the configuration switches off."""
-    return [cls for cls in import_all() if config is None or cls.is_enabled(config)]
+    if config is None:
+        return import_all()
+    disabled = set(config["server"]["disabled_modules"])
+    return [cls for cls in import_all() if cls.name not in disabled and cls.is_enabled(config)]

@@ -53,10 +53,20 @@ class Disco(Module):
         return result_reply(iq, str(to) if to else None, query)
 
     async def on_items(self, iq: Stanza, session: Session) -> Element:
-        """The host lists its components (XEP-0030 §4); accounts list nothing here."""
+        """The host lists its components (XEP-0030 §4); an account lists what modules
+        with an ``account_disco_items(owner, session, node)`` method give (PEP nodes)."""
         query = Element(NS_ITEMS, "query")
-        if iq.to is not None and iq.to.local is not None:
+        if iq.to is None or iq.to.local is not None:
             await self._check_account_visible(iq, session)
+            query_in = iq.element.find(NS_ITEMS, "query")
+            node = query_in.get("node") if query_in is not None else None
+            if node:
+                query.attrs["node"] = node
+            owner = iq.to.local if iq.to is not None and iq.to.local else session.username
+            for module in self.host.modules.values():
+                provider = getattr(module, "account_disco_items", None)
+                if provider is not None:
+                    query.children.extend(await provider(owner, session, node or None))
         elif iq.to is not None:
             for domain, component in sorted(self.host.components.items()):
                 query.sub(NS_ITEMS, "item", {"jid": domain, "name": component.name})
