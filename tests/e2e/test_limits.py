@@ -81,13 +81,16 @@ async def test_half_sent_stanza_that_stalls_is_cut_off(tmp_path: Path, ca: trust
 
 
 @pytest.mark.timeout(30)
-async def test_idle_client_is_disconnected_but_keepalives_count(tmp_path: Path,
-                                                                ca: trustme.CA) -> None:
+async def test_idle_client_is_pinged_then_disconnected_and_answers_count(
+        tmp_path: Path, ca: trustme.CA) -> None:
     async with running_server(tmp_path, ca, {"limits": {"idle_timeout_s": 2}}) as h:
-        idle = await h.login("alice", "idle")
+        silent = await h.login("alice", "silent")
         lively = await h.login("bob", "lively")
-        for _ in range(6):  # 3 s of whitespace keepalives, one every half second
-            await lively.send(" ")
-            await asyncio.sleep(0.5)
-        await idle.expect_stream_error("connection-timeout", timeout=3)
+        # Bob answers the server's ping, as every client must; Alice does not.
+        probe = await lively.read_until(re.compile(rb"<iq [^>]*id='stockade-idle'.*?</iq>",
+                                                   re.S), timeout=6)
+        assert b"<ping xmlns='urn:xmpp:ping'/>" in probe
+        await lively.send("<iq type='result' id='stockade-idle' to='localhost'/>")
+        await silent.read_until(b"id='stockade-idle'", timeout=6)
+        await silent.expect_stream_error("connection-timeout", timeout=6)
         await lively.ping("still-here")

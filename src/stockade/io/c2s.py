@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from stockade.core.errors import StanzaError, StanzaErrorCondition, StreamErrorCondition
 from stockade.core.ratelimit import TokenBucket
 from stockade.core.spec import Spec
-from stockade.core.stanza import Stanza, error_reply
+from stockade.core.stanza import NS_CLIENT, Stanza, error_reply
 from stockade.core.stream import events as ev
 from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
 from stockade.core.xml import Element
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("stockade.c2s")
 SE = StreamErrorCondition
 _MAX_QUEUED = 500  # stanzas waiting behind an awaited one before we stop reading
+_IDLE_PROBE_GRACE_S = 60  # how long an idle client has to answer the server's ping
+NS_PING = "urn:xmpp:ping"
 
 
 class C2SConnection(asyncio.Protocol):
@@ -72,6 +74,7 @@ class C2SConnection(asyncio.Protocol):
         self._bucket = TokenBucket(limits["stanzas_per_second"], limits["stanza_burst"], now)
         self._over_rate = 0  # stanzas refused since the bucket last had room
         self.last_received = now  # for the idle timeout (TimeoutSweeper)
+        self._idle_probe_at: float | None = None  # when an idle client was pinged
         self.stanza_started: float | None = None  # when an unfinished element began
 
     # ------------------------------------------------------------------ asyncio.Protocol
@@ -97,6 +100,7 @@ class C2SConnection(asyncio.Protocol):
         """Decrypt if TLS is on, feed the core and act on what it reports."""
         now = time.monotonic()
         self.last_received = now
+        self._idle_probe_at = None
         tls = self._tls
         if tls is not None:
             data = self._tls_receive(tls, data)
@@ -309,7 +313,22 @@ class C2SConnection(asyncio.Protocol):
         if self.stanza_started is not None and now - self.stanza_started > stanza_s:
             self._timed_out("stanza not completed in time")
         elif idle_s and now - self.last_received > idle_s:
-            self._timed_out("idle for too long")
+            # Silence may just be an idle user: ask first (an XEP-0199 ping every client
+            # must answer, RFC 6120 §8.2.3), and cut off only a client that stays silent.
+            if self._idle_probe_at is None:
+                self._idle_probe_at = now
+                self._probe_idle()
+            elif now - self._idle_probe_at > min(idle_s, _IDLE_PROBE_GRACE_S):
+                self._timed_out("idle for too long")
+
+    def _probe_idle(self) -> None:
+        session = self.session
+        if session is not None and self.stream.phase is Phase.ESTABLISHED:
+            ping = Element(NS_CLIENT, "iq", {"type": "get", "id": "stockade-idle",
+                                             "from": session.jid.domain,
+                                             "to": str(session.jid)})
+            ping.sub(NS_PING, "ping")
+            self.deliver(ping)
 
     def _timed_out(self, reason: str) -> None:
         log.info("timeout", extra={"peer": self.peer, "reason": reason})

@@ -13,6 +13,7 @@ So same-stamp messages keep their order, a time range is a contiguous run, and r
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -91,6 +92,14 @@ class ArchiveStorage(Protocol):
             AccountNotFound: ``owner`` names no account (and is not a room).
             StorageError: ``archive_id`` is already used in this archive.
         """
+        ...
+
+    def archive_enqueue(self, owner: str, archive_id: str, stamp_us: int, with_jid: str,
+                        stanza: str) -> asyncio.Future[ArchivedMessage]:
+        """Queue an append without waiting: appends are written in the order of these
+        calls, and every read of the archive (query, get, bounds, count) sees the ones
+        queued before it. The future settles once the row is committed, with the
+        exceptions of :meth:`archive_append`."""
         ...
 
     async def archive_query(self, owner: str, selection: ArchiveFilter, *, limit: int,

@@ -282,6 +282,8 @@ class SQLiteStorage(SQLiteAccountData, SQLiteArchive, SQLitePubsub, SQLiteMuc, S
 
     async def close(self) -> None:
         """Run the calls already made, then close; a no-op if not open."""
+        if self._executor is not None:
+            await self._archive_flushed()  # queued archive rows are calls made too
         executor, self._executor = self._executor, None
         if executor is None:
             return

@@ -39,6 +39,13 @@ class SQLiteArchive(SQLiteBase):
     async def archive_append(self, owner: str, archive_id: str, stamp_us: int, with_jid: str,
                              stanza: str) -> ArchivedMessage:
         """See ``ArchiveStorage.archive_append``."""
+        # A caller cancelled from here on still has its row written (like ``_run``).
+        return await asyncio.shield(self.archive_enqueue(owner, archive_id, stamp_us,
+                                                         with_jid, stanza))
+
+    def archive_enqueue(self, owner: str, archive_id: str, stamp_us: int, with_jid: str,
+                        stanza: str) -> asyncio.Future[ArchivedMessage]:
+        """See ``ArchiveStorage.archive_enqueue``."""
         commit = self._archive_commit
         if commit is None:
             commit = self._archive_commit = _GroupCommit()
@@ -46,8 +53,14 @@ class SQLiteArchive(SQLiteBase):
         commit.pending.append(((owner, archive_id, int(stamp_us), with_jid, stanza), done))
         if commit.writer is None or commit.writer.done():
             commit.writer = asyncio.ensure_future(self._archive_write(commit))
-        # A caller cancelled from here on still has its row written (like ``_run``).
-        return await done
+        return done
+
+    async def _archive_flushed(self) -> None:
+        """Read-your-writes: wait for the appends queued so far (the writer drains them
+        all, including those queued while it runs)."""
+        commit = self._archive_commit
+        if commit is not None and commit.writer is not None and not commit.writer.done():
+            await asyncio.wait([commit.writer])
 
     async def _archive_write(self, commit: _GroupCommit) -> None:
         """Write batches until no append is waiting."""
@@ -78,18 +91,22 @@ class SQLiteArchive(SQLiteBase):
         """See ``ArchiveStorage.archive_query``."""
         if limit < 0:
             raise ValueError("limit must not be negative")
+        await self._archive_flushed()
         return await self._run(False, _query, owner, selection, limit, after, before, backwards)
 
     async def archive_get(self, owner: str, archive_id: str) -> ArchivedMessage | None:
         """See ``ArchiveStorage.archive_get``."""
+        await self._archive_flushed()
         return await self._run(False, _get, owner, archive_id)
 
     async def archive_bounds(self, owner: str) -> tuple[ArchivedMessage, ArchivedMessage] | None:
         """See ``ArchiveStorage.archive_bounds``."""
+        await self._archive_flushed()
         return await self._run(False, _bounds, owner)
 
     async def archive_count(self, owner: str) -> int:
         """See ``ArchiveStorage.archive_count``."""
+        await self._archive_flushed()
         return await self._run(False, _count, owner)
 
     async def archive_delete_expired(self, before_us: int, limit: int) -> int:

@@ -173,8 +173,10 @@ class Carbons(Module):
     def _enabled(self, username: str, skip: list[Session]) -> list[Session]:
         # ``skip`` is short (the resources written to, the sender); Session compares by
         # identity.
-        return [s for s in self.host.resources(username)
-                if s.data.get(KEY) and s.conn.is_open and s not in skip]
+        mine = self.host.resources(username)
+        if len(mine) == 1 and mine[0] in skip:
+            return []  # the common case, one resource: nobody to copy to (every message)
+        return [s for s in mine if s.data.get(KEY) and s.conn.is_open and s not in skip]
 
 
 MODULES = (Carbons,)

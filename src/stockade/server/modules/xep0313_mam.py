@@ -20,7 +20,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stockade.core.errors import StanzaError, StanzaErrorCondition
 from stockade.core.jid import JID
@@ -132,7 +132,6 @@ class MAM(Module):
         self.expiry_interval_s = 3600.0
         self._prefs: OrderedDict[str, tuple[float, ArchivePrefs]] = OrderedDict()
         self._prefs_changes = 0  # bumped by every set: a read begun earlier is not cached
-        self._pending: dict[str, set[asyncio.Future[None]]] = {}  # archive writes in flight
 
     def registrations(self) -> Iterable[Registration]:
         """Account features, the archive IQs and the archiving hooks."""
@@ -184,37 +183,14 @@ class MAM(Module):
 
         The archive is history, not the delivery path: the live copy (or the offline copy,
         which is stored durably before the sender's next stanza is read) is what must not
-        be lost. Rows written in the background share transactions (one disk sync for many
-        messages, from every connection); the account's archive queries wait for them
-        (:meth:`_written`), so a client always finds every message it sent or received.
-        A crash can lose the last few milliseconds of archive rows, never a message.
+        be lost. Queued rows share transactions (one disk sync for many messages, from every
+        connection), and every archive read waits for the rows queued before it, so a client
+        always finds every message it sent or received. A crash can lose the last
+        milliseconds of archive rows, never a message.
         """
-        write = asyncio.ensure_future(self._append(username, archive_id, _now_us(), peer,
-                                                   stanza))
-        pending = self._pending.setdefault(username, set())
-        for tracked in (self.host.tasks, pending):  # Server.stop waits for host.tasks
-            tracked.add(write)
-            write.add_done_callback(tracked.discard)
-        write.add_done_callback(functools.partial(self._forget_pending, username))
-
-    def _forget_pending(self, username: str, _write: asyncio.Future[None]) -> None:
-        if not self._pending.get(username, True):
-            del self._pending[username]
-
-    async def _append(self, username: str, archive_id: str, stamp_us: int, peer: str,
-                      stanza: str) -> None:
-        try:
-            await self.host.storage.archive_append(username, archive_id, stamp_us, peer, stanza)
-        except AccountNotFound:
-            pass  # no such account: delivery answers the sender (RFC 6121 §8.5.1)
-        except StorageError:
-            log.exception("archiving a message failed", extra={"account": username})
-
-    async def _written(self, session: Session) -> None:
-        """Wait until every row of the account is archived (read-your-writes for queries)."""
-        pending = self._pending.get(session.username)
-        if pending:
-            await asyncio.gather(*pending)
+        write = self.host.storage.archive_enqueue(username, archive_id, _now_us(), peer,
+                                                  stanza)
+        write.add_done_callback(functools.partial(_log_failure, username))
 
     def strip_sender_id(self, event: StanzaEvent) -> None:
         """XEP-0313 §3.5: "Servers MUST NOT include the <stanza-id/> element in messages
@@ -302,7 +278,6 @@ class MAM(Module):
         if not session.conn.is_open:
             # A client that does not read gets no more results queued behind the others.
             raise StanzaError(SEC.RESOURCE_CONSTRAINT, "read the pending stanzas first")
-        await self._written(session)
         page = await self._page(session.username, query)
         archive = str(session.jid.bare)
         for message in reversed(page.messages) if query.flip else page.messages:
@@ -336,7 +311,6 @@ class MAM(Module):
     async def on_metadata(self, iq: Stanza, session: Session) -> Element:
         """XEP-0313 §5: the first and last message of the archive."""
         _own_archive_only(iq, session)
-        await self._written(session)
         bounds = await self.host.storage.archive_bounds(session.username)
         first, last = ((bounds[0].id, bounds[0].stamp_us), (bounds[1].id, bounds[1].stamp_us)
                        ) if bounds is not None else (None, None)
@@ -394,3 +368,14 @@ def _replaced(stanza: Stanza, element: Element) -> Stanza:
 
 
 MODULES = (MAM,)
+
+
+def _log_failure(username: str, write: asyncio.Future[Any]) -> None:
+    """Done-callback of a queued archive write: a missing account is the sender's business
+    (delivery answers it, RFC 6121 §8.5.1); anything else is logged."""
+    if write.cancelled():
+        return
+    exc = write.exception()
+    if exc is not None and not isinstance(exc, AccountNotFound):
+        log.error("archiving a message failed", extra={"account": username,
+                                                       "error": str(exc)})
