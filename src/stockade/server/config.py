@@ -265,8 +265,12 @@ def schema() -> dict[str, dict[str, Option]]:
     # registry whoever asks first (the CLI, the server or a test).
     import stockade.server.modules
 
-    stockade.server.modules.import_all()
-    return {**_CORE_SCHEMA, **_FEATURE_SCHEMA}
+    # In module order, not import order (which depends on who imported what first), so the
+    # README table and error messages do not change with it.
+    order = [cls.config_section for cls in stockade.server.modules.import_all()
+             if cls.config_section is not None and cls.config_section in _FEATURE_SCHEMA]
+    order += sorted(set(_FEATURE_SCHEMA) - set(order))
+    return {**_CORE_SCHEMA, **{name: _FEATURE_SCHEMA[name] for name in order}}
 
 
 @dataclass(frozen=True, slots=True)
