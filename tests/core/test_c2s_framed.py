@@ -15,6 +15,7 @@ from stockade.core.stream.c2s import C2SPolicy, C2SServerStream, Phase
 
 FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 OPEN = f"<open xmlns='{FRAMING}' to='example.com' version='1.0'/>".encode()
+CLOSE = f'<close xmlns="{FRAMING}" />'  # the spelling Strophe.js needs (COMPAT)
 CRED = derive_credential("pencil-sharp", "SHA-256", 4096)
 POLICY = C2SPolicy(domains=frozenset({"example.com"}))
 CB = ("tls-server-end-point", b"\x01" * 32)
@@ -86,7 +87,7 @@ def test_close_is_answered_with_close() -> None:
     f = Framed()
     f.send(OPEN)
     frames = f.send(f"<close xmlns='{FRAMING}'/>".encode())
-    assert frames == [f"<close xmlns='{FRAMING}'/>"]
+    assert frames == [CLOSE]
     assert any(isinstance(e, ev.StreamClosed) for e in f.events)
     assert f.stream.phase is Phase.CLOSED
 
@@ -99,7 +100,7 @@ def test_a_message_must_hold_one_complete_element(message: bytes) -> None:
     f = Framed()
     f.login()
     frames = f.send(message)
-    assert "<not-well-formed" in frames[0] and frames[-1] == f"<close xmlns='{FRAMING}'/>"
+    assert "<not-well-formed" in frames[0] and frames[-1] == CLOSE
     assert f.stream.phase is Phase.CLOSED
 
 
@@ -110,7 +111,7 @@ def test_stream_errors_are_standalone_then_close() -> None:
     error = ET.fromstring(frames[0])
     assert error.tag == "{http://etherx.jabber.org/streams}error"
     assert error.find("{urn:ietf:params:xml:ns:xmpp-streams}not-authorized") is not None
-    assert frames[-1] == f"<close xmlns='{FRAMING}'/>"
+    assert frames[-1] == CLOSE
 
 
 def test_doctype_is_restricted_xml() -> None:

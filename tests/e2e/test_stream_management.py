@@ -9,6 +9,7 @@ the unacknowledged messages in offline storage, where his next login finds them)
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from collections import Counter
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from rawxmpp import Harness, RawClient, body_of, eventually, running_server
+from rawxmpp import Gate, Harness, RawClient, body_of, eventually, running_server
 
 NS_SM = "urn:xmpp:sm:3"
 _ENABLED = re.compile(rb"<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true'[^>]*/>")
@@ -198,3 +199,33 @@ def _stored(h: Harness, user: str) -> int:
     finally:
         conn.close()
 
+
+
+@pytest.mark.timeout(30)
+async def test_resuming_while_the_old_connection_still_routes_loses_nothing(
+        tmp_path: Path, ca: trustme.CA) -> None:
+    """Stanzas the old connection had read but not yet routed (one waits for storage, the
+    next queues behind it) are counted in <resumed h>: they must still be routed, before
+    anything the resumed stream sends (found by review: they were dropped)."""
+    async with running_server(tmp_path, ca) as h:
+        bob = await h.login("bob", "phone")
+        alice = await h.login("alice", "desk")
+        previd = await enable(alice)
+        gate = Gate(h.server.storage, "store_offline")
+        await alice.send("<message to='carol@localhost' type='chat'><body>to carol</body>"
+                         f"</message><message to='{bob.jid}' type='chat' id='m2'>"
+                         "<body>to bob</body></message>")
+        await asyncio.wait_for(gate.entered.wait(), 5)  # carol's waits; bob's queues
+        again = await resume(h, previd, handled=0, user="alice")
+        await asyncio.sleep(0.2)
+        assert _RESUMED.search(again.buffer) is None  # it waits for the old queue
+        gate.release.set()
+        data = await again.read_until(_RESUMED)
+        resumed = _RESUMED.search(data)
+        assert resumed is not None and resumed.group(1) == b"2"
+        assert b"<message" not in data[:resumed.start()]  # nothing before <resumed/>
+        message = await bob.read_message()
+        assert body_of(message) == "to bob"
+        await again.send(f"<message to='{bob.jid}' type='chat' id='m3'><body>after</body>"
+                         "</message>")
+        assert body_of(await bob.read_message()) == "after"

@@ -200,3 +200,26 @@ async def test_account_removal(host: Host) -> None:
     assert ("presence", "unavailable") in rconn.kinds()
     item = await host.storage.get_roster_item("romeo", "juliet@example.com")
     assert item is None or item.subscription == "none"
+
+
+def test_rate_limit_counts_an_ipv6_slash64_as_one_client() -> None:
+    from stockade.server.modules.xep0077_register import _RateLimit
+
+    limit = _RateLimit(2)
+    assert limit.take("2001:db8:1:2::1", 0.0) and limit.take("2001:db8:1:2::ffff", 1.0)
+    assert not limit.take("2001:db8:1:2:abcd::9", 2.0)  # same /64: the third is refused
+    assert limit.take("2001:db8:1:3::1", 3.0)  # another /64 is another client
+    assert limit.take("192.0.2.7", 4.0) and limit.take("::ffff:192.0.2.7", 5.0)
+    assert not limit.take("192.0.2.7", 6.0)  # the IPv4-mapped form is the same address
+
+
+def test_a_full_rate_limit_table_forgets_the_oldest_instead_of_refusing_everyone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockade.server.modules import xep0077_register
+
+    monkeypatch.setattr(xep0077_register, "MAX_TRACKED_IPS", 3)
+    limit = xep0077_register._RateLimit(1)
+    for i in range(3):
+        assert limit.take(f"198.51.100.{i}", float(i))
+    assert limit.take("203.0.113.9", 10.0)  # a newcomer still gets in
+    assert limit.take("198.51.100.0", 11.0)  # the oldest was forgotten to make room

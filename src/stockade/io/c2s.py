@@ -25,6 +25,7 @@ from stockade.io import sasl2
 from stockade.io.tlslayer import TLSFailed, TLSLayer
 
 if TYPE_CHECKING:
+    from stockade.server.host import Host
     from stockade.server.server import Server
     from stockade.server.session import Session
 
@@ -75,6 +76,7 @@ class C2SConnection(asyncio.Protocol):
         self._over_rate = 0  # stanzas refused since the bucket last had room
         self.last_received = now  # for the idle timeout (TimeoutSweeper)
         self._idle_probe_at: float | None = None  # when an idle client was pinged
+        self._handed_over: asyncio.Future[None] | None = None  # XEP-0198, see hand_over()
         self.stanza_started: float | None = None  # when an unfinished element began
 
     # ------------------------------------------------------------------ asyncio.Protocol
@@ -267,6 +269,9 @@ class C2SConnection(asyncio.Protocol):
                 self._busy = True
                 self._spawn(self._await_then_drain(work))
                 return
+        handed_over = self._handed_over
+        if handed_over is not None and not handed_over.done():
+            handed_over.set_result(None)
         self._unbind_if_gone()
 
     async def _await_then_drain(self, work: Awaitable[Any]) -> None:
@@ -291,8 +296,15 @@ class C2SConnection(asyncio.Protocol):
             self._refuse_over_rate(event.stanza)
             return None
         self._over_rate = 0
-        return self.server.host_for(self.session.jid.domain).router.route(
-            event.stanza, self.session)
+        router = self.server.host_for(self.session.jid.domain).router
+        try:
+            return router.route(event.stanza, self.session)
+        except Exception:
+            # Routing is synchronous until something must wait: a failing module must not
+            # take the connection (and the stanzas behind this one) down with it.
+            log.exception("stanza processing failed", extra={"peer": self.peer})
+            router.bounce(event.stanza, StanzaError(StanzaErrorCondition.INTERNAL_SERVER_ERROR))
+            return None
 
     def _refuse_over_rate(self, stanza: Stanza) -> None:
         # The sender learns exactly which stanzas were not accepted (nothing is dropped
@@ -431,14 +443,32 @@ class C2SConnection(asyncio.Protocol):
         if event.state.resumable:
             self.server.host_for(session.jid.domain).register_resumable(session)
 
-    def _on_resume(self, event: ev.ResumeRequested) -> None:
+    def _on_resume(self, event: ev.ResumeRequested) -> Awaitable[None] | None:
         assert self.stream.username is not None and self.stream.domain is not None
         host = self.server.host_for(self.stream.domain)
-        session = host.resume(event.previd, self.stream.username, self)
+        session = host.resumable_session(event.previd, self.stream.username)
         if session is None:
             log.info("resumption refused", extra={"peer": self.peer})
             self._handle_now(self.stream.provide_resume(None, None))
+            return None
+        # The old connection may still be routing stanzas it read (the client's 'h' in
+        # <resumed/> counts them): they are routed, and before anything from this stream.
+        pending = session.conn.hand_over() if session.conn is not self else None
+        if pending is not None:
+            return self._resume_after(pending, host, session)
+        self._resume_now(host, session)
+        return None
+
+    async def _resume_after(self, pending: Awaitable[None], host: Host,
+                            session: Session) -> None:
+        await pending
+        if host.session_for(session.jid) is not session:
+            self._handle_now(self.stream.provide_resume(None, None))  # it ended meanwhile
             return
+        self._resume_now(host, session)
+
+    def _resume_now(self, host: Host, session: Session) -> None:
+        host.take_over(session, self)
         self.session = session
         if self._timer is not None:
             self._timer.cancel()
@@ -446,6 +476,18 @@ class C2SConnection(asyncio.Protocol):
         self._handle_now(self.stream.provide_resume(session.jid, session.sm))
         if session.available and session.priority >= 0:
             host.offline.kick(session)  # what was stored while it was away
+
+    def hand_over(self) -> Awaitable[None] | None:
+        """The client resumed our session on another connection (XEP-0198): read and write
+        nothing more, but route what was already read. Returns what the new connection
+        waits for (our queue draining), or None if nothing is in flight."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()  # what it still had to say goes to the new stream
+        if not self._busy and not self._queue:
+            return None
+        self._handed_over = asyncio.get_running_loop().create_future()
+        return asyncio.shield(self._handed_over)
 
     def _on_closed(self, _event: ev.StreamClosed | ev.StreamFailed) -> None:
         if isinstance(_event, ev.StreamFailed):

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import secrets
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from stockade.core.errors import ConfigError, StanzaError, StanzaErrorCondition, StockadeError
@@ -118,12 +118,33 @@ class Host:
     async def run_hooks(self, stage: Stage, event: StanzaEvent) -> None:
         """Run the hooks for ``stage`` in order until one sets ``stop``; a StanzaError
         raised by a hook propagates to the caller (who bounces it)."""
-        for hook in self._hooks.get((stage, event.stanza.kind), ()):
+        pending = self.run_hooks_now(stage, event)
+        if pending is not None:
+            await pending
+
+    def run_hooks_now(self, stage: Stage, event: StanzaEvent) -> Awaitable[None] | None:
+        """:meth:`run_hooks` without a coroutine while every hook answers at once (the
+        common case: a task per stanza was most of the message path's cost); from the
+        first hook that must wait, the rest run in the returned awaitable."""
+        hooks = self._hooks.get((stage, event.stanza.kind), ())
+        for index, hook in enumerate(hooks):
+            result = hook.fn(event)
+            if inspect.isawaitable(result):
+                return self._finish_hooks(result, hooks[index + 1:], event)
+            if event.stop:
+                return None
+        return None
+
+    @staticmethod
+    async def _finish_hooks(first: Awaitable[None], rest: Sequence[Hook],
+                            event: StanzaEvent) -> None:
+        await first
+        for hook in rest:
+            if event.stop:
+                return
             result = hook.fn(event)
             if inspect.isawaitable(result):
                 await result
-            if event.stop:
-                return
 
     # ------------------------------------------------------------------ server-sent IQs
     async def query_client(self, to: JID, iq: Element, timeout_s: float = 10.0) -> Element:
@@ -292,8 +313,8 @@ class Host:
     def _expire(self, session: Session) -> None:
         self._spawn(self.unbind(session))
 
-    def resume(self, resumption_id: str, username: str, conn: Connection) -> Session | None:
-        """Hand a resumable session of ``username`` to a new connection (XEP-0198 §5).
+    def resumable_session(self, resumption_id: str, username: str) -> Session | None:
+        """The session a new stream of ``username`` may resume (XEP-0198 §5), or None.
 
         SECURITY: the id alone is not enough; the new stream must have authenticated as the
         same account, so a leaked id cannot hijack someone else's session.
@@ -302,15 +323,14 @@ class Host:
         if session is None or session.username != username or self.session_for(
                 session.jid) is not session:
             return None
+        return session
+
+    def take_over(self, session: Session, conn: Connection) -> None:
+        """Give a resumable session to the connection that resumed it."""
         if session.hibernation is not None:
             session.hibernation.cancel()
             session.hibernation = None
-        old, session.conn = session.conn, conn
-        if not isinstance(old, Detached):
-            # The old connection is still up (the client noticed the drop first): it
-            # loses the session without ending it.
-            old.terminate(SE.CONFLICT, "resumed on another connection")
-        return session
+        session.conn = conn
 
     def _reroute_unacked(self, session: Session) -> list[Awaitable[None]]:
         """A stream-managed session ended for good: messages the client never acknowledged

@@ -33,16 +33,24 @@ class Router:
 
     def route(self, stanza: Stanza, origin: Session) -> Awaitable[None] | None:
         """Route one stanza from ``origin``; returns work to await to keep stanzas in order."""
-        if self.host.has_hooks(Stage.SENT, stanza.kind):
-            return self._sent_hooks_then_route(stanza, origin)
-        return self._route(stanza, origin)
-
-    async def _sent_hooks_then_route(self, stanza: Stanza, origin: Session) -> None:
+        if not self.host.has_hooks(Stage.SENT, stanza.kind):
+            return self._route(stanza, origin)
         event = StanzaEvent(stanza, origin)
         try:
-            await self.host.run_hooks(Stage.SENT, event)
+            pending = self.host.run_hooks_now(Stage.SENT, event)
         except StanzaError as err:
             self.bounce(stanza, err)
+            return None
+        if pending is not None:
+            return self._route_after(pending, event, origin)
+        return None if event.stop else self._route(event.stanza, origin)
+
+    async def _route_after(self, pending: Awaitable[None], event: StanzaEvent,
+                           origin: Session) -> None:
+        try:
+            await pending
+        except StanzaError as err:
+            self.bounce(event.stanza, err)
             return
         if not event.stop:
             work = self._route(event.stanza, origin)
@@ -89,8 +97,30 @@ class Router:
         host = self.host
         if host.has_hooks(Stage.MESSAGE_INBOUND, "message") or host.has_hooks(
                 Stage.MESSAGE_DELIVERED, "message"):
-            return self._deliver_with_hooks(StanzaEvent(stanza, origin, account=to.local), to)
+            return self._deliver_hooked(StanzaEvent(stanza, origin, account=to.local), to)
         return self._deliver_message(stanza, to, None)
+
+    def _deliver_hooked(self, event: StanzaEvent, to: JID) -> Awaitable[None] | None:
+        """Inbound hooks, delivery, delivered hooks: synchronous until something must wait
+        (then the rest is the returned awaitable)."""
+        try:
+            pending = self.host.run_hooks_now(Stage.MESSAGE_INBOUND, event)
+        except StanzaError as err:
+            self.bounce(event.stanza, err)
+            return None
+        if pending is not None:
+            return self._deliver_with_hooks(event, to, pending)
+        if event.stop:
+            return None
+        work = self._deliver_message(event.stanza, to, event.delivered)
+        if work is not None:
+            event.stored = True
+            return self._delivered_after(work, event)
+        return self.host.run_hooks_now(Stage.MESSAGE_DELIVERED, event)
+
+    async def _delivered_after(self, work: Awaitable[None], event: StanzaEvent) -> None:
+        await work
+        await self.host.run_hooks(Stage.MESSAGE_DELIVERED, event)
 
     def redeliver(self, stanza: Stanza) -> Awaitable[None] | None:
         """Deliver again a message already accepted (archived, stamped) whose first delivery
@@ -100,9 +130,10 @@ class Router:
             return None
         return self._deliver_message(stanza, to, None)
 
-    async def _deliver_with_hooks(self, event: StanzaEvent, to: JID) -> None:
+    async def _deliver_with_hooks(self, event: StanzaEvent, to: JID,
+                                  inbound: Awaitable[None]) -> None:
         try:
-            await self.host.run_hooks(Stage.MESSAGE_INBOUND, event)
+            await inbound
         except StanzaError as err:
             self.bounce(event.stanza, err)
             return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from stockade.core.errors import StreamErrorCondition
@@ -31,6 +31,10 @@ class Connection(Protocol):
 
     def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
         """Close the stream with a stream error."""
+
+    def hand_over(self) -> Awaitable[None] | None:
+        """The client resumed this session on another connection (XEP-0198): stop, but
+        finish routing what was already read. Returns what to wait for, if anything."""
 
 
 class Session:
@@ -119,3 +123,7 @@ class Detached:
     def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
         """End the hibernated session now (e.g. replaced by a new login to its resource)."""
         self._on_terminate()
+
+    def hand_over(self) -> Awaitable[None] | None:
+        """Nothing is in flight on a connection that is gone."""
+        return None

@@ -74,6 +74,9 @@ NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"  # RFC 7395
 _FRAMED_ROOT = (f"<stream:stream xmlns='{NS_CLIENT}' "
                 f"xmlns:stream='{NS_STREAMS}'>").encode()
 _FRAMED_HEADER_ATTRS = ("to", "version", XML_LANG)
+# COMPAT: Strophe.js (and so Converse.js) recognises the server's <close/> only when it is
+# spelled exactly like this (double quotes, a space before "/>"); it is the same XML.
+_FRAMED_CLOSE = f'<close xmlns="{NS_FRAMING}" />'
 
 SE = StreamErrorCondition
 SF = SASLFailureCondition
@@ -168,6 +171,7 @@ class C2SServerStream(SASL2Negotiation):
         self._jid_str: str | None = None
         self._preauth_iqs = 0
         self.sm: SMState | None = None  # XEP-0198, once enabled or resumed
+        self._held: list[str] = []  # stanzas for a session whose SASL2 success is pending
         self._resume_h = 0
 
     # ------------------------------------------------------------------ I/O boundary
@@ -366,18 +370,28 @@ class C2SServerStream(SASL2Negotiation):
 
     def send_element(self, el: Element) -> None:
         """Queue a top-level element (a stanza) for the bound client."""
-        if self.phase is Phase.CLOSED:
-            return
-        self._send(el)
-        if self.sm is not None:
-            self.sm.record_outbound(self._out[-1])
+        if self.phase is not Phase.CLOSED:
+            self._send_stanza(serialize(el, None if self.framed else NS_CLIENT))
 
     def send_raw(self, text: str) -> None:
         """Queue already-serialized stanza XML (in the jabber:client namespace)."""
         if self.phase is not Phase.CLOSED:
-            self._out.append(_with_client_ns(text) if self.framed else text)
-            if self.sm is not None:
-                self.sm.record_outbound(self._out[-1])
+            self._send_stanza(_with_client_ns(text) if self.framed else text)
+
+    def _send_stanza(self, xml: str) -> None:
+        if self.sm is not None:
+            self.sm.record_outbound(xml)
+        if self._sasl2_active:
+            # XEP-0388 §2.4: nothing before the outcome. A session bound or resumed inside
+            # an exchange still waiting (a token being stored) gets its stanzas after
+            # <success/> (and the retransmissions), in the order they were counted.
+            self._held.append(xml)
+        else:
+            self._out.append(xml)
+
+    def _release_held(self) -> None:
+        self._out.extend(self._held)
+        self._held.clear()
 
     def close(self, condition: StreamErrorCondition | None = None,
               text: str | None = None) -> None:
@@ -531,7 +545,7 @@ class C2SServerStream(SASL2Negotiation):
                 err += (f"<text xmlns='{NS_STREAM_ERRORS}' xml:lang='en'>"
                         f"{escape_text(text)}</text>")
             self._out.append(err + app + "</stream:error>")
-        self._out.append(f"<close xmlns='{NS_FRAMING}'/>" if self.framed else
+        self._out.append(_FRAMED_CLOSE if self.framed else
                          "</stream:stream>")
         self.phase = Phase.CLOSED
 

@@ -265,6 +265,7 @@ class SASL2Negotiation:
         def _sasl2_established(self, retransmit: tuple[str, ...], features: str) -> None: ...
         def _sasl2_unbound(self) -> None: ...
         def _raise_limits(self) -> None: ...
+        def _release_held(self) -> None: ...
 
     #: Set by the shell: wall-clock unix time, for token expiry. Without it no FAST.
     wall_clock: Callable[[], float] | None = None
@@ -508,6 +509,7 @@ class SASL2Negotiation:
         else:
             self._sasl2_established(exchange.retransmit, established_features(
                 self.sm is None, self.policy.bind_features))
+        self._release_held()
 
     def _end_sasl2(self) -> bool:
         """Forget the exchange (it failed or was aborted); True if there was one."""
@@ -515,6 +517,7 @@ class SASL2Negotiation:
         self._sasl2, self._sasl2_active = None, False
         if had:
             self._backlog.clear()  # at most an <abort/> that came too late
+        self._release_held()
         return had
 
 

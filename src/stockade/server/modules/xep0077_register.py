@@ -12,6 +12,7 @@ three characters or more).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections import deque
@@ -87,6 +88,20 @@ def password_problem(password: str, username: str, min_length: int,
     return None
 
 
+def _network(address: str) -> str:
+    """The unit a rate limit counts: an IPv4 address, or an IPv6 /64 (one subscriber gets a
+    whole /64, so counting single IPv6 addresses would let one client rotate without end)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class _RateLimit:
     """At most ``limit`` events per address per hour (sliding window, bounded memory)."""
 
@@ -96,12 +111,17 @@ class _RateLimit:
 
     def take(self, address: str, now: float) -> bool:
         """Count one event for ``address``; False (nothing counted) if over the limit."""
+        address = _network(address)
         events = self._events.get(address)
         if events is None:
             if len(self._events) >= MAX_TRACKED_IPS:
                 self._forget_idle(now)
                 if len(self._events) >= MAX_TRACKED_IPS:
-                    return False  # SECURITY: fail closed rather than grow without bound
+                    # Full of addresses still inside their window: everyone new would be
+                    # refused (one attacker could close registration for all), so the one
+                    # seen longest ago is forgotten instead.
+                    oldest = min(self._events, key=lambda a: self._events[a][-1])
+                    del self._events[oldest]
             events = self._events[address] = deque()
         while events and events[0] <= now - WINDOW_S:
             events.popleft()

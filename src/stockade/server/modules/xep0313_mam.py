@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from stockade.core.errors import StanzaError, StanzaErrorCondition
@@ -153,30 +153,38 @@ class MAM(Module):
                    order=80)
 
     # ------------------------------------------------------------------ archiving
-    async def archive_sent(self, event: StanzaEvent) -> None:
+    def archive_sent(self, event: StanzaEvent) -> Awaitable[None] | None:
         """The sender's copy of a message a local session sends.
 
         The copy handed on carries the sender's stanza-id so that sent carbons (XEP-0280,
         later on this stage) show it, as XEP-0313 §3.5 asks; :meth:`strip_sender_id`
-        removes it before the message leaves for its recipient.
-
-        The row is written without holding the message up: it then usually shares a
-        transaction (one disk sync) with the recipient's row. The session's later archive
-        queries wait for it, so a client always finds what it sent.
+        removes it before the message leaves for its recipient. Synchronous when the
+        account's preferences are cached (nearly always): no task per message.
         """
         origin, stanza = event.origin, event.stanza
         if origin is None or not is_archivable(stanza.element, stanza.type):
-            return
+            return None
         own = origin.jid.bare
         to = stanza.to if stanza.to is not None else own
         if to.bare == own or to.local is None:
-            return  # to oneself: archived once, on the way in; to a server: not a chat
-        if not await self._wanted(origin.username, to):
-            return
+            return None  # to oneself: archived once, on the way in; to a server: not a chat
+        wanted = self._wanted_now(origin.username, to)
+        if wanted is None:
+            return self._archive_sent_later(event, origin.username, own, to)
+        if wanted:
+            self._archive_sent(event, origin.username, own, to)
+        return None
+
+    async def _archive_sent_later(self, event: StanzaEvent, username: str, own: JID,
+                                  to: JID) -> None:
+        if await self._wanted(username, to):
+            self._archive_sent(event, username, own, to)
+
+    def _archive_sent(self, event: StanzaEvent, username: str, own: JID, to: JID) -> None:
         archive_id = _new_id()
-        element = restamp(stanza.element, {str(own)}, (archive_id, str(own)))
-        self._append_soon(origin.username, archive_id, str(to), archived_xml(element))
-        event.stanza = _replaced(stanza, element)
+        element = restamp(event.stanza.element, {str(own)}, (archive_id, str(own)))
+        self._append_soon(username, archive_id, str(to), archived_xml(element))
+        event.stanza = _replaced(event.stanza, element)
 
     def _append_soon(self, username: str, archive_id: str, peer: str, stanza: str) -> None:
         """Archive without holding the message up.
@@ -202,21 +210,48 @@ class MAM(Module):
         if element is not event.stanza.element:
             event.stanza = _replaced(event.stanza, element)
 
-    async def archive_inbound(self, event: StanzaEvent) -> None:
-        """The recipient's copy: archived first, then the delivered copy carries its id."""
+    def archive_inbound(self, event: StanzaEvent) -> Awaitable[None] | None:
+        """The recipient's copy: queued for the archive, and the delivered copy carries its
+        id. Synchronous when the account's preferences are cached."""
         stanza, account = event.stanza, event.account
         if account is None:
-            return
+            return None
         owner = JID(account, self.host.domain, None)
         owned = {str(owner), self.host.domain}
         element = restamp(stanza.element, owned)  # forged ids go whether or not we archive
-        peer = stanza.from_ if stanza.from_ is not None else JID(None, self.host.domain, None)
-        if is_archivable(element, stanza.type) and await self._wanted(account, peer):
-            archive_id = _new_id()
-            element = restamp(element, owned, (archive_id, str(owner)))
-            self._append_soon(account, archive_id, str(peer), archived_xml(element))
         if element is not stanza.element:
             event.stanza = _replaced(stanza, element)
+        if not is_archivable(element, stanza.type):
+            return None
+        peer = stanza.from_ if stanza.from_ is not None else JID(None, self.host.domain, None)
+        wanted = self._wanted_now(account, peer)
+        if wanted is None:
+            return self._archive_inbound_later(event, account, owner, peer)
+        if wanted:
+            self._archive_inbound(event, account, owner, peer)
+        return None
+
+    async def _archive_inbound_later(self, event: StanzaEvent, account: str, owner: JID,
+                                     peer: JID) -> None:
+        if await self._wanted(account, peer):
+            self._archive_inbound(event, account, owner, peer)
+
+    def _archive_inbound(self, event: StanzaEvent, account: str, owner: JID,
+                         peer: JID) -> None:
+        archive_id = _new_id()
+        element = restamp(event.stanza.element, {str(owner), self.host.domain},
+                          (archive_id, str(owner)))
+        self._append_soon(account, archive_id, str(peer), archived_xml(element))
+        event.stanza = _replaced(event.stanza, element)
+
+    def _wanted_now(self, username: str, peer: JID) -> bool | None:
+        """:meth:`_wanted` from cached preferences; None when that needs storage (not
+        cached, or the 'roster' rule)."""
+        cached = self._prefs.get(username)
+        if cached is None or time.monotonic() - cached[0] >= PREFS_CACHE_TTL_S:
+            return None
+        rule = cached[1].rule_for(peer)
+        return None if rule == "roster" else rule == "always"
 
     async def _wanted(self, username: str, peer: JID) -> bool:
         """XEP-0441: whether the account's preferences archive messages with ``peer``."""
