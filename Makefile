@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= stockade.toml
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-# Node packages for the browser-side client test (tests/js: xmpp.js over WebSocket).
+# Node packages for the browser-side client tests (tests/js: xmpp.js and Strophe.js over
+# WebSocket).
 JS_DIR   := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 
@@ -17,13 +18,18 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Exactly the versions in package-lock.json; again only when package*.json change. Without
-# npm the Node test reports what is missing instead.
+# Exactly the versions in package-lock.json; again only when package*.json change. Node and
+# npm come from Debian's packages when missing and we may install them (root or sudo);
+# otherwise the Node tests say what is missing.
 $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q nodejs npm; \
+		elif sudo -n true 2>/dev/null; then sudo apt-get install -y -q nodejs npm; fi; \
+	fi
 	@if command -v npm >/dev/null 2>&1; then \
 		cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else \
-		echo "npm not found: tests/js packages not installed"; \
+		echo "npm not found and not installable here: tests/js packages not installed"; \
 	fi
 
 run: $(STAMP)
