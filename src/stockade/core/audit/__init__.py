@@ -1,0 +1,1 @@
+"""`stockade audit`, sans-I/O: findings, grading rules and report rendering."""
