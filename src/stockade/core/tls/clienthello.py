@@ -78,6 +78,7 @@ class ExtensionType(enum.IntEnum):
     """Extension code points used here (RFC 8446 §4.2, IANA TLS ExtensionType registry)."""
 
     SERVER_NAME = 0  # RFC 6066 §3
+    STATUS_REQUEST = 5  # RFC 6066 §8 (OCSP stapling)
     SUPPORTED_GROUPS = 10  # RFC 8422 §5.1.1, RFC 8446 §4.2.7
     EC_POINT_FORMATS = 11  # RFC 8422 §5.1.2
     SIGNATURE_ALGORITHMS = 13  # RFC 5246 §7.4.1.4.1, RFC 8446 §4.2.3
@@ -322,6 +323,8 @@ def build_client_hello(
     groups: Sequence[int] = DEFAULT_GROUPS,
     signature_algorithms: Sequence[int] = DEFAULT_SIGNATURE_ALGORITHMS,
     include_tls13_key_share: bool = True,
+    compression_methods: Sequence[int] = (0,),
+    request_ocsp_status: bool = False,
 ) -> bytes:
     """Build TLS record(s) carrying one ClientHello that offers exactly ``version``.
 
@@ -345,6 +348,11 @@ def build_client_hello(
         groups: ``supported_groups`` contents; empty omits the extension.
         signature_algorithms: ``signature_algorithms`` contents (TLS 1.2+ only).
         include_tls13_key_share: whether a TLS 1.3 hello carries a key share.
+        compression_methods: CompressionMethod values (RFC 5246 §7.4.1.2; 1 = DEFLATE,
+            RFC 3749 §2), in preference order; must include null (0). Audits offer DEFLATE
+            to learn whether a server still compresses (CRIME).
+        request_ocsp_status: add an OCSP ``status_request`` (RFC 6066 §8); a TLS 1.2 server
+            that will staple a response echoes it empty in its ServerHello.
 
     Returns:
         The bytes to write to the socket.
@@ -357,12 +365,14 @@ def build_client_hello(
     body = _client_hello_body(
         version,
         suites,
+        _check_compression_methods(compression_methods),
         _extensions(
             version,
             _encode_server_name(server_name),
             _check_code_points("groups", groups, allow_empty=True),
             _check_code_points("signature_algorithms", signature_algorithms, allow_empty=True),
             include_tls13_key_share=include_tls13_key_share,
+            request_ocsp_status=request_ocsp_status,
         ),
     )
     message = _u8(HandshakeType.CLIENT_HELLO) + _u24(len(body)) + body
@@ -389,6 +399,17 @@ def _check_code_points(what: str, values: Sequence[int], *, allow_empty: bool) -
     return checked
 
 
+def _check_compression_methods(methods: Sequence[int]) -> bytes:
+    """RFC 5246 §7.4.1.2: the list "MUST contain, and all implementations MUST support,
+    CompressionMethod.null"; each method is one byte."""
+    checked = tuple(methods)
+    if 0 not in checked:
+        raise LocalProtocolError("compression_methods must include null (0)")
+    if len(checked) > 0xFF or any(not isinstance(m, int) or not 0 <= m <= 0xFF for m in checked):
+        raise LocalProtocolError(f"compression_methods: {checked!r} are not uint8 values")
+    return bytes(checked)
+
+
 def _encode_server_name(server_name: str | None) -> bytes | None:
     """Validate an SNI HostName (RFC 6066 §3): ASCII DNS name, no IP literal, no final dot."""
     if server_name is None:
@@ -406,7 +427,7 @@ def _encode_server_name(server_name: str | None) -> bytes | None:
 
 
 def _client_hello_body(
-    version: TLSVersion, suites: tuple[int, ...], extensions: bytes | None
+    version: TLSVersion, suites: tuple[int, ...], compression: bytes, extensions: bytes | None
 ) -> bytes:
     """ClientHello fields in order (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2)."""
     if version is TLSVersion.SSL3:
@@ -418,7 +439,7 @@ def _client_hello_body(
             secrets.token_bytes(_RANDOM_BYTES),
             _vector(session_id, 1),
             _vector(b"".join(_u16(s) for s in suites), 2),
-            _vector(b"\x00", 1),  # compression_methods: null only (RFC 8446 §4.1.2)
+            _vector(compression, 1),  # null only unless an audit asks (RFC 8446 §4.1.2)
             b"" if extensions is None else _vector(extensions, 2),
         )
     )
@@ -431,6 +452,7 @@ def _extensions(
     signature_algorithms: tuple[int, ...],
     *,
     include_tls13_key_share: bool,
+    request_ocsp_status: bool,
 ) -> bytes | None:
     """The extension block a mainstream client sends, or None for SSL 3.0."""
     if version is TLSVersion.SSL3:
@@ -444,6 +466,9 @@ def _extensions(
     if groups:
         exts.append((ExtensionType.SUPPORTED_GROUPS, _u16_list(groups)))
         exts.append((ExtensionType.EC_POINT_FORMATS, _vector(b"\x00", 1)))  # uncompressed
+    if request_ocsp_status:
+        # RFC 6066 §8 CertificateStatusRequest: ocsp(1), no responder ids, no extensions.
+        exts.append((ExtensionType.STATUS_REQUEST, b"\x01\x00\x00\x00\x00"))
     # RFC 5246 §7.4.1.4.1: "Clients MUST NOT offer it if they are offering prior versions."
     if signature_algorithms and version >= TLSVersion.TLS1_2:
         exts.append((ExtensionType.SIGNATURE_ALGORITHMS, _u16_list(signature_algorithms)))
