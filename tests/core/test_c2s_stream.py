@@ -404,3 +404,16 @@ def test_preauth_iq_is_not_accepted_without_registration() -> None:
     d.to_tls()
     d.send(REGISTER_GET)
     assert d.stream_error() == "not-authorized"
+
+
+def test_error_on_a_restarted_stream_is_preceded_by_a_new_header() -> None:
+    # RFC 6120 §4.9.1.2: the error comes after our response header, on the restarted stream
+    # too (found by the audit's stream probe: the header was skipped after STARTTLS).
+    d = Driver()
+    d.send(HEADER)
+    d.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    d.stream.tls_established(CB)
+    out = d.send(b"<!DOCTYPE stream>")
+    assert out.startswith(b"<?xml version='1.0'?><stream:stream ")
+    assert out.index(b"<stream:stream ") < out.index(b"<restricted-xml")
+    assert d.stream_error() == "restricted-xml"

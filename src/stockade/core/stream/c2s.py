@@ -560,6 +560,9 @@ class C2SServerStream(SASL2Negotiation):
             self.policy.limits if self.username else self.policy.preauth_limits)
         self.phase = Phase.HEADER
         self._backlog.clear()
+        # The restarted stream needs our header too: an error before it must still be
+        # preceded by one (RFC 6120 §4.9.1.2).
+        self._header_sent = False
 
     def _expect(self, what: str) -> bool:
         """False if the stream closed meanwhile (the answer is then moot)."""
