@@ -32,10 +32,24 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 		echo "npm not found and not installable here: tests/js packages not installed"; \
 	fi
 
+# Prosody, the independent server tests/e2e/test_audit_prosody.py audits: Debian's package
+# when missing and we may install it (root or sudo -n), else that test is skipped. The test
+# runs its own Prosody on ports the OS picks, so a system Prosody that the package may start
+# on 5222/5269 is left alone and never used.
+.PHONY: prosody
+prosody:
+	@if ! command -v prosody >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+		else SUDO=none; fi; \
+		if [ "$$SUDO" != none ]; then $$SUDO env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q prosody >/dev/null \
+			|| echo "prosody not installable here: tests/e2e/test_audit_prosody.py is skipped"; fi; \
+	fi
+
 run: $(STAMP)
 	$(BIN)/stockade serve $(if $(wildcard $(CONFIG)),--config $(CONFIG))
 
-test: $(STAMP) $(JS_STAMP)
+test: $(STAMP) $(JS_STAMP) prosody
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -28,13 +28,22 @@ def fake_probes(severity: Severity) -> list[runner.Probe]:
 
 
 @pytest.fixture
-def probes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str | None]]:
+def logins() -> list[runner.AccountLogin | None]:
+    """The ``account`` the CLI built its probes with, once per audit (see ``probes``)."""
+    return []
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch,
+           logins: list[runner.AccountLogin | None]) -> Iterator[list[str | None]]:
     """The CLI's probes replaced by fakes; yields the ca_file values they were built with.
     A ``cert.chain`` finding is HIGH when the CA file's name contains "weak"."""
     seen: list[str | None] = []
 
-    def fake(ca_file: str | None = None) -> list[runner.Probe]:
+    def fake(ca_file: str | None = None,
+             account: runner.AccountLogin | None = None) -> list[runner.Probe]:
         seen.append(ca_file)
+        logins.append(account)
         weak = ca_file is not None and "weak" in ca_file
         return fake_probes(Severity.HIGH if weak else Severity.PASS)
 
@@ -54,6 +63,15 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str | None]]:
     (["example.org:5222", "--ca-file", "/nonexistent/ca.pem"], "no such file"),
     (["example.org:5222", "--fail-below", "Z"], "--fail-below must be one of A+, A"),
     (["example.org:5222", "--account", "a@example.org"], "go together"),
+    (["example.org:5222", "--password-file", "/nonexistent/pw"], "go together"),
+    (["example.org:5222", "--account", "a@example.org", "--password-file",
+      "/nonexistent/pw"], "--password-file /nonexistent/pw: cannot read"),
+    (["example.org:5222", "--account", "example.org", "--password-file", "/dev/null"],
+     "give the account as user@domain"),
+    (["example.org:5222", "--account", "a@example.org", "--password-file", "/dev/null"],
+     "the first line is empty"),
+    (["example.org:5222", "--s2s", "--account", "a@example.org", "--password-file",
+      "/dev/null"], "not with --s2s"),
     (["127.0.0.1:5222", "--domain", "example.org:5222"], "without a port"),
     (["127.0.0.1:5222", "--domain", "bad domain"], "not a valid domain name"),
 ])
@@ -90,15 +108,24 @@ def test_json_report_on_stdout(probes: list[str | None], tmp_path: Path,
     assert probes == [str(ca_file)]
 
 
-def test_account_options_give_a_not_tested_finding(
-        probes: list[str | None], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_account_password_is_read_from_the_file_and_never_printed(
+        probes: list[str | None], logins: list[runner.AccountLogin | None], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     password = tmp_path / "password"
-    password.write_text("secret\n")
-    assert main(["audit", "127.0.0.1:5222", "--json", "--account", "a@example.org",
+    password.write_text("s3cret-first-line\nsecond line is ignored\n", encoding="utf-8")
+    assert main(["audit", "127.0.0.1:5222", "--json", "--account", "a@example.org/phone",
                  "--password-file", str(password)]) == 0
-    findings = json.loads(capsys.readouterr().out)["findings"]
-    (account,) = [f for f in findings if f["check"] == "account.checks"]
-    assert account["severity"] == "NOT_TESTED" and "not implemented yet" in account["observed"]
+    captured = capsys.readouterr()
+    (login,) = logins
+    assert login is not None
+    assert (login.jid, login.password) == ("a@example.org", "s3cret-first-line")
+    assert "s3cret" not in captured.out + captured.err + repr(login)
+
+
+def test_no_account_no_login(probes: list[str | None],
+                             logins: list[runner.AccountLogin | None]) -> None:
+    assert main(["audit", "127.0.0.1:5222", "--json"]) == 0
+    assert logins == [None]
 
 
 def test_html_report_is_written_and_the_terminal_report_printed(

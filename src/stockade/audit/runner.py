@@ -12,7 +12,7 @@ import datetime
 import importlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from stockade.core.audit import grading
@@ -41,14 +41,28 @@ class ProgressSink(Protocol):
     def advance(self, description: str) -> None: ...
 
 
-def default_probes(ca_file: str | None = None) -> list[Probe]:
-    """The three probes of ``stockade.audit``, imported only when used (a probe module
-    that cannot be imported becomes a NOT_TESTED finding, not a failed audit)."""
-    return [
+@dataclass(frozen=True, slots=True)
+class AccountLogin:
+    """``--account``: who to log in as. The password never appears in a repr or a log."""
+
+    jid: str
+    password: str = field(repr=False)
+
+
+def default_probes(ca_file: str | None = None,
+                   account: AccountLogin | None = None) -> list[Probe]:
+    """The probes of ``stockade.audit``, imported only when used (a probe module that cannot
+    be imported becomes a NOT_TESTED finding, not a failed audit). The account probe runs
+    only when an account is given, and only on client endpoints."""
+    probes = [
         Probe("tls", _lazy("stockade.audit.tls", {})),
         Probe("cert", _lazy("stockade.audit.certificate", {"ca_file": ca_file})),
         Probe("stream", _lazy("stockade.audit.stream", {})),
     ]
+    if account is not None:
+        probes.append(Probe("account", _client_only(_lazy("stockade.audit.account", {
+            "jid": account.jid, "password": account.password, "ca_file": ca_file}))))
+    return probes
 
 
 def _lazy(module_name: str, extra: dict[str, str | None]) -> ProbeFunction:
@@ -57,6 +71,14 @@ def _lazy(module_name: str, extra: dict[str, str | None]) -> ProbeFunction:
         findings: list[Finding] = await module.probe(endpoint, timeout_s=timeout_s, **extra)
         return findings
     return run
+
+
+def _client_only(run: ProbeFunction) -> ProbeFunction:
+    async def on_client(endpoint: Endpoint, timeout_s: float) -> list[Finding]:
+        if endpoint.service.stream_namespace != "jabber:client":
+            return []  # accounts log in to the client service only
+        return await run(endpoint, timeout_s)
+    return on_client
 
 
 def probe_failed(probe: Probe, what: str) -> Finding:

@@ -56,6 +56,7 @@ class _Connection:
         self.timeout_s = timeout_s
         self.stream = ServerStream()
         self.closed = False
+        self.after_proceed = b""  # plaintext the server sent after <proceed/> (injection)
 
     @classmethod
     async def open(cls, endpoint: Endpoint, timeout_s: float) -> _Connection:
@@ -112,6 +113,13 @@ class _Connection:
                                    or s.error is not None):
             return False
         if self.stream.find(NS_TLS, "proceed") is None:
+            return False
+        raw = self.stream.raw
+        end = raw.find(b">", raw.find(b"proceed")) + 1
+        # Anything after <proceed/> before the handshake is plaintext the server should
+        # never send: typically its answer to what we pipelined (STARTTLS injection).
+        self.after_proceed = raw[end:].strip()
+        if self.after_proceed:
             return False
         await self.writer.start_tls(_probe_tls_context(), server_hostname=self.endpoint.domain,
                                     ssl_handshake_timeout=self.timeout_s)
@@ -269,6 +277,11 @@ async def _injection(conn: _Connection, results: _Results) -> None:
     injected = (rules.stream_header(domain, ns).removeprefix(b"<?xml version='1.0'?>")
                 + rules.ping_iq(domain, rules.INJECTED_ID))
     if not await conn.starttls(pipelined=injected):
+        if conn.after_proceed:
+            # It answered the injected plaintext right after <proceed/>, before any TLS.
+            results.add(rules.rule_injection(Reaction(Outcome.ANSWERED, None,
+                                                      conn.stream.raw)))
+            return
         results.add(*rules.not_tested([("stream.starttls.injection", "STARTTLS injection")],
                                       "the server did not proceed with STARTTLS: "
                                       + rules.evidence(conn.stream.raw)))

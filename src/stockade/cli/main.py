@@ -11,8 +11,9 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from stockade.core.audit.model import Finding, Report, Severity
+from stockade.core.audit.model import Report
 from stockade.core.crypto.certs import fingerprint_sha256, first_cert_der, is_ca_certificate
 from stockade.core.errors import ConfigError, JIDError, StockadeError
 from stockade.core.jid import JID
@@ -21,6 +22,9 @@ from stockade.core.sasl.credentials import ScramCredential
 from stockade.server.config import Config, load_config
 from stockade.server.server import Server, c2s_policy, ensure_certificate, write_self_signed
 from stockade.storage import AccountExists, AccountNotFound, Storage, open_storage
+
+if TYPE_CHECKING:
+    from stockade.audit.runner import AccountLogin
 
 MIN_PASSWORD_CHARS = 8
 
@@ -81,9 +85,13 @@ def _audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     audit.add_argument("--timeout", metavar="S", default="5",
                        help="seconds per network operation (default 5)")
     audit.add_argument("--fail-below", metavar="GRADE", help="exit 3 if the grade is below it")
-    audit.add_argument("--account", metavar="JID", help="log in as JID (not implemented yet)")
+    audit.add_argument("--account", metavar="JID",
+                       help="also log in as JID (SCRAM over verified TLS only) and check the "
+                            "account's features: carbons, MAM, PEP for OMEMO, blocking, SM, "
+                            "sessions")
     audit.add_argument("--password-file", metavar="F", type=Path,
-                       help="the account's password (first line)")
+                       help="the account's password (first line); never given on the "
+                            "command line")
     audit.add_argument("--config", type=Path, dest="sub_config", help=argparse.SUPPRESS)
 
 
@@ -335,7 +343,7 @@ def _audit(args: argparse.Namespace, _config: Config) -> int:
         raise ValueError(f"--ca-file {args.ca_file}: no such file")
     if args.fail_below is not None and args.fail_below not in grading.GRADES:
         raise ValueError(f"--fail-below must be one of {', '.join(grading.GRADES)}")
-    extra = _account_findings(args)
+    account = _account_login(args)
     ca_file = str(args.ca_file) if args.ca_file is not None else None
 
     async def run() -> Report:
@@ -343,9 +351,9 @@ def _audit(args: argparse.Namespace, _config: Config) -> int:
                                              s2s=args.s2s, direct_tls=args.direct_tls,
                                              domain=domain)
         with ProgressDisplay() as progress:
-            return await run_audit(args.target, endpoints, probes=default_probes(ca_file),
-                                   timeout_s=timeout_s, progress=progress,
-                                   extra_findings=extra)
+            return await run_audit(args.target, endpoints,
+                                   probes=default_probes(ca_file, account),
+                                   timeout_s=timeout_s, progress=progress)
 
     report = asyncio.run(run())
     if args.json:
@@ -375,15 +383,32 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _account_findings(args: argparse.Namespace) -> list[Finding]:
-    """The logged-in checks are not written yet: say so in the report, never skip silently."""
+def _account_login(args: argparse.Namespace) -> AccountLogin | None:
+    """``--account JID --password-file F``; the password is read from the file's first line
+    (never from argv, where other users of the machine could read it) and never printed."""
+    from stockade.audit.runner import AccountLogin
+
     if args.account is None and args.password_file is None:
-        return []
+        return None
     if args.account is None or args.password_file is None:
         raise ValueError("--account and --password-file go together")
-    return [Finding(check="account.checks", title="Checks after login",
-                    severity=Severity.NOT_TESTED,
-                    observed="--account is not implemented yet: no login was attempted")]
+    if args.s2s:
+        raise ValueError("--account logs in to the client service: not with --s2s")
+    try:
+        jid = JID.parse(args.account)
+    except JIDError as exc:
+        raise ValueError(f"--account {args.account!r}: {exc}") from None
+    if jid.local is None:
+        raise ValueError(f"--account {args.account!r}: give the account as user@domain")
+    try:
+        lines = args.password_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise ValueError(f"--password-file {args.password_file}: cannot read: {reason}") from None
+    password = lines[0] if lines else ""
+    if not password:
+        raise ValueError(f"--password-file {args.password_file}: the first line is empty")
+    return AccountLogin(str(jid.bare) if jid.resource else str(jid), password)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {

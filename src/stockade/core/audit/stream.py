@@ -117,12 +117,22 @@ class ServerStream:
             self.malformed = f"the server sent more than {MAX_RECEIVED} bytes"
             return
         self.raw += data
+        # Fed up to each '>' at a time, so what was complete before a malformed part is
+        # kept: a <proceed/> followed in the same read by plaintext the server should never
+        # have sent (STARTTLS injection) must still be seen.
+        parts = data.split(b">")
+        for i, part in enumerate(parts):
+            piece = part + b">" if i < len(parts) - 1 else part
+            if piece and not self._feed_piece(piece):
+                return
+
+    def _feed_piece(self, data: bytes) -> bool:
         try:
             events = self._parser.feed(data)
         except RemoteProtocolError as exc:
-            if self.header is not None or self.headerless:
+            if self.header is not None or self.headerless or self.elements:
                 self.malformed = str(exc)
-                return
+                return False
             # Some servers send a bare <stream:error/> without opening a stream first
             # (e.g. when they reject our header): read it under a stand-in header.
             self.headerless = True
@@ -130,7 +140,11 @@ class ServerStream:
             self._parser.feed(_STAND_IN_HEADER)
             self.raw, raw = b"", self.raw
             self.feed(raw)
-            return
+            return False
+        self._take(events)
+        return True
+
+    def _take(self, events: list[StreamHeader | Element | StreamEnd]) -> None:
         for event in events:
             if isinstance(event, StreamHeader):
                 self.header = event
