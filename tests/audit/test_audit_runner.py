@@ -47,7 +47,7 @@ async def test_every_probe_on_every_endpoint_in_a_stable_order() -> None:
 
 async def test_the_report_is_graded_with_the_rules_version() -> None:
     report = await run_audit("example.org", [E1], probes=GOOD)
-    assert (report.grade, report.rules_version) == ("A+", "1")
+    assert (report.grade, report.rules_version) == ("A+", "2")
     assert report.started.endswith("+00:00") and report.duration_s >= 0
 
 

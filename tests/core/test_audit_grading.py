@@ -1,4 +1,4 @@
-"""The scoring rules of ``stockade audit`` (core.audit.grading, rules version 1)."""
+"""The scoring rules of ``stockade audit`` (core.audit.grading, rules version 2)."""
 
 from __future__ import annotations
 
@@ -158,3 +158,17 @@ def test_readme_shows_the_current_rules() -> None:
 
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     assert rules_markdown().strip() in readme, "paste rules_markdown() into README.md"
+
+
+def test_an_unreachable_server_is_f_even_with_info_notes() -> None:
+    from stockade.core.audit.grading import grade
+    from stockade.core.audit.model import Finding, Severity
+
+    findings = [
+        Finding("tls.probe", "TLS probe", Severity.NOT_TESTED, "connection refused"),
+        Finding("cert.probe", "certificate probe", Severity.NOT_TESTED, "connection refused"),
+        Finding("stream.probe", "stream probe", Severity.NOT_TESTED, "connection refused"),
+        Finding("stream.direct_tls", "direct TLS", Severity.INFO, "STARTTLS checks n/a"),
+    ]
+    letter, _score, reasons = grade(findings)
+    assert letter == "F" and any(r.startswith("C4") for r in reasons)

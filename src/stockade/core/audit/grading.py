@@ -16,8 +16,8 @@ reasons, so a report can say exactly why it is not better.
 | C1 | Any CRITICAL finding: F. |
 | C2 | Any HIGH finding: at most C. |
 | C3 | Any MEDIUM finding: at most B. |
-| C4 | Nothing at all could be tested (only NOT_TESTED findings, or none): F. |
-| C5 | A required area (tls, cert, stream) without one tested finding: at most B. |
+| C4 | Nothing could be tested (no PASS or LOW+ finding; INFO notes alone do not count): F. |
+| C5 | A required area (tls, cert, stream) without one tested finding (same sense): at most B. |
 | P1 | A+: an A with TLS 1.3, no CBC, nothing above INFO, no required area NOT_TESTED. |
 
 P1 in detail: "TLS 1.3 accepted" is a PASS finding of a ``tls.version`` check whose id names
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from stockade.core.audit.model import Finding, Severity
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"  # 2: INFO notes alone no longer count as "tested" (C4, C5)
 
 GRADES = ("A+", "A", "A-", "B", "C", "D", "E", "F")  # best first
 REQUIRED_AREAS = ("tls", "cert", "stream")
@@ -119,7 +119,9 @@ def letter_for(points: int) -> str:
 
 
 def _tested(severity: Severity) -> bool:
-    return severity is not Severity.NOT_TESTED
+    # A PASS or a problem is a check that was made; an INFO note may be written without
+    # reaching the server at all (e.g. "STARTTLS checks do not apply to a direct TLS port").
+    return severity is Severity.PASS or severity >= Severity.LOW
 
 
 def _caps(worst: dict[str, Severity]) -> list[tuple[str, str]]:
