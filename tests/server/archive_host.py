@@ -6,47 +6,26 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from stockade.core.errors import NS_STANZAS, StreamErrorCondition
+from stockade.core.errors import NS_STANZAS
 from stockade.core.jid import JID
 from stockade.core.stanza import NS_CLIENT, parse_stanza
-from stockade.core.xml import Element, XMLStreamParser
+from stockade.core.xml import Element
 from stockade.server.host import Host
 from stockade.server.session import Session
 from stockade.storage import SQLiteStorage
 from tests.conftest import make_config
+from tests.server.fakes import FakeConn as _BaseConn
 
 DOMAIN = "example.com"
 HEADER = (b"<stream:stream xmlns='jabber:client' "
           b"xmlns:stream='http://etherx.jabber.org/streams'>")
 
 
-class FakeConn:
+class FakeConn(_BaseConn):
     """Collects what the server delivers to one client (raw stanzas parsed like a client)."""
 
-    peer = "test"
-
     def __init__(self) -> None:
-        self.received: list[Element] = []
-        self.is_open = True
-
-    def deliver(self, el: Element) -> None:
-        self.received.append(el)
-
-    def deliver_raw(self, text: str) -> None:
-        parser = XMLStreamParser()
-        parser.feed(HEADER)
-        self.received.extend(e for e in parser.feed(text.encode()) if isinstance(e, Element))
-
-    def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
-        self.is_open = False
-
-    def take(self) -> list[Element]:
-        """Everything received so far (and forget it)."""
-        got, self.received = self.received, []
-        return got
-
-    def messages(self) -> list[Element]:
-        return [e for e in self.received if e.name == "message"]
+        super().__init__(close_on_terminate=True)
 
     def take_messages(self) -> list[Element]:
         """The messages received so far (and forget everything: presence is not checked)."""

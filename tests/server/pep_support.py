@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from stockade.core.errors import StreamErrorCondition
 from stockade.core.jid import JID
 from stockade.core.pubsub.caps import NS_CAPS, NS_DISCO_INFO, compute_ver
 from stockade.core.pubsub.errors import NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT
@@ -20,6 +19,7 @@ from stockade.server.host import Host
 from stockade.server.session import Session
 from stockade.storage import RosterItem, SQLiteStorage
 from tests.conftest import make_config
+from tests.server.fakes import FakeConn as _BaseConn
 
 DOMAIN = "example.com"
 HEADER = (b"<stream:stream xmlns='jabber:client' "
@@ -27,25 +27,11 @@ HEADER = (b"<stream:stream xmlns='jabber:client' "
 USERS = ("alice", "bob", "carol")
 
 
-class FakeConn:
+class FakeConn(_BaseConn):
     """Collects what the server delivers to one client."""
 
-    peer = "test"
-
     def __init__(self) -> None:
-        self.received: list[Element] = []
-        self.is_open = True
-
-    def deliver(self, el: Element) -> None:
-        self.received.append(el)
-
-    def deliver_raw(self, text: str) -> None:
-        parser = XMLStreamParser()
-        parser.feed(HEADER)
-        self.received.extend(e for e in parser.feed(text.encode()) if isinstance(e, Element))
-
-    def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
-        self.is_open = False
+        super().__init__(close_on_terminate=True)
 
     def events(self, node: str | None = None) -> list[Element]:
         """The pubsub event notifications received (for ``node`` if given)."""

@@ -11,47 +11,12 @@ from stockade.core.errors import StreamErrorCondition
 from stockade.core.jid import JID
 from stockade.core.sasl import derive_credential
 from stockade.core.stanza import NS_CLIENT, parse_stanza
-from stockade.core.xml import Element, XMLStreamParser, serialize
+from stockade.core.xml import Element, serialize
 from stockade.server.host import Host
 from stockade.server.session import Session
 from stockade.storage import SQLiteStorage
 from tests.conftest import make_config
-
-HEADER = (b"<stream:stream xmlns='jabber:client' "
-          b"xmlns:stream='http://etherx.jabber.org/streams'>")
-
-
-class FakeConn:
-    """Collects what the server delivers to one client."""
-
-    peer = "test"
-    is_open = True
-
-    def __init__(self) -> None:
-        self.received: list[Element] = []
-        self.terminated: StreamErrorCondition | None = None
-
-    def deliver(self, el: Element) -> None:
-        self.received.append(el)
-
-    def deliver_raw(self, text: str) -> None:
-        parser = XMLStreamParser()
-        parser.feed(HEADER)
-        self.received.extend(e for e in parser.feed(text.encode()) if isinstance(e, Element))
-
-    def terminate(self, condition: StreamErrorCondition, text: str | None = None) -> None:
-        self.terminated = condition
-
-    def kinds(self) -> list[tuple[str, str | None]]:
-        return [(e.name, e.get("type")) for e in self.received]
-
-    def messages(self) -> list[Element]:
-        return [e for e in self.received if e.name == "message"]
-
-    def errors(self) -> list[str]:
-        return [c.name for e in self.received if e.get("type") == "error"
-                for err in e.elements() if err.name == "error" for c in err.elements()
-                if c.name != "text"]
+from tests.server.fakes import FakeConn
 
 
 @pytest.fixture
