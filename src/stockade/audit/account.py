@@ -25,6 +25,7 @@ import secrets
 import ssl
 from collections.abc import Callable
 
+from stockade.audit.stream import read_until
 from stockade.core.audit import account as rules
 from stockade.core.audit import stream as stream_rules
 from stockade.core.audit.model import Endpoint, Finding
@@ -34,7 +35,6 @@ from stockade.core.errors import SASLFailure
 from stockade.core.sasl.scram import ScramClient
 from stockade.core.xml.element import Element
 
-READ_SIZE = 64 * 1024
 #: How long a second session waits for the first one's presence.
 PRESENCE_WAIT_S = 2.0
 # Negative priority (RFC 6121 §4.7.2.3): the auditor's sessions never get the user's messages.
@@ -109,23 +109,10 @@ class _Connection:
         """Read until ``condition`` holds (True) or the stream ends, breaks, errs or stays
         quiet for ``seconds`` (default: the probe timeout) (False)."""
         assert self.reader is not None, "not connected"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.timeout_s if seconds is None else seconds)
-        while not condition(self.stream):
-            remaining = deadline - loop.time()
-            if (self.closed or self.stream.malformed or self.stream.ended
-                    or self.stream.error is not None or remaining <= 0):
-                return False
-            try:
-                data = await asyncio.wait_for(self.reader.read(READ_SIZE), remaining)
-            except TimeoutError:
-                return False
-            except (ConnectionError, ssl.SSLError):
-                data = b""
-            if not data:
-                self.closed = True
-            self.stream.feed(data)
-        return True
+        met, self.closed = await read_until(self.reader, self.stream, condition,
+                                            self.timeout_s if seconds is None else seconds,
+                                            closed=self.closed, stop_on_error=True)
+        return met
 
     async def expect(self, condition: Callable[[ServerStream], bool], what: str) -> None:
         if not await self.wait_for(condition):

@@ -45,6 +45,31 @@ def _probe_tls_context() -> ssl.SSLContext:
     return ctx
 
 
+async def read_until(reader: asyncio.StreamReader, stream: ServerStream,
+                     condition: Callable[[ServerStream], bool], seconds: float, *,
+                     closed: bool = False, stop_on_error: bool = False) -> tuple[bool, bool]:
+    """Feed ``stream`` from ``reader`` until ``condition`` holds; give up when the stream
+    ends, breaks (or carries a stream error, with ``stop_on_error``) or stays quiet for
+    ``seconds``. Returns (condition met, connection closed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition(stream):
+        remaining = deadline - loop.time()
+        if (closed or stream.malformed or stream.ended or remaining <= 0
+                or (stop_on_error and stream.error is not None)):
+            return False, closed
+        try:
+            data = await asyncio.wait_for(reader.read(READ_SIZE), remaining)
+        except TimeoutError:
+            return False, closed
+        except (ConnectionError, ssl.SSLError):
+            data = b""
+        if not data:
+            closed = True
+        stream.feed(data)
+    return True, closed
+
+
 class _Connection:
     """One TCP (or TLS) connection and the server stream currently being read on it."""
 
@@ -74,22 +99,11 @@ class _Connection:
                        seconds: float | None = None) -> bool:
         """Read until ``condition`` holds (True), or the stream ends, breaks or goes quiet
         for ``seconds`` (default: the probe timeout) (False)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.timeout_s if seconds is None else seconds)
-        while not condition(self.stream):
-            remaining = deadline - loop.time()
-            if self.closed or self.stream.malformed or self.stream.ended or remaining <= 0:
-                return False
-            try:
-                data = await asyncio.wait_for(self.reader.read(READ_SIZE), remaining)
-            except TimeoutError:
-                return False
-            except (ConnectionError, ssl.SSLError):
-                data = b""
-            if not data:
-                self.closed = True
-            self.stream.feed(data)
-        return True
+        met, closed = await read_until(self.reader, self.stream, condition,
+                                       self.timeout_s if seconds is None else seconds,
+                                       closed=self.closed)
+        self.closed = closed
+        return met
 
     async def open_stream(self) -> Features:
         """Send a stream header and read the server's header and features.
