@@ -294,9 +294,7 @@ class Host:
         self._resumable[session.sm.id] = session
 
     def _forget_resumable(self, session: Session) -> None:
-        if session.hibernation is not None:
-            session.hibernation.cancel()
-            session.hibernation = None
+        _cancel_hibernation(session)
         if session.sm is not None:
             self._resumable.pop(session.sm.id, None)
 
@@ -327,9 +325,7 @@ class Host:
 
     def take_over(self, session: Session, conn: Connection) -> None:
         """Give a resumable session to the connection that resumed it."""
-        if session.hibernation is not None:
-            session.hibernation.cancel()
-            session.hibernation = None
+        _cancel_hibernation(session)
         session.conn = conn
 
     def _reroute_unacked(self, session: Session) -> list[Awaitable[None]]:
@@ -376,3 +372,9 @@ def _reroutable(text: str) -> Stanza | None:
 
 async def _nothing() -> None:
     """unbind() of a session that is no longer bound."""
+
+
+def _cancel_hibernation(session: Session) -> None:
+    if session.hibernation is not None:
+        session.hibernation.cancel()
+        session.hibernation = None

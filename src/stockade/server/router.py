@@ -8,7 +8,7 @@ work is awaited; hooks (archive, carbons, blocking) run at the stages of ``modul
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from stockade.core.errors import StanzaError, StanzaErrorCondition
@@ -36,24 +36,31 @@ class Router:
         if not self.host.has_hooks(Stage.SENT, stanza.kind):
             return self._route(stanza, origin)
         event = StanzaEvent(stanza, origin)
+        return self._hooked(Stage.SENT, event, lambda: self._route(event.stanza, origin))
+
+    def _hooked(self, stage: Stage, event: StanzaEvent,
+                then: Callable[[], Awaitable[None] | None]) -> Awaitable[None] | None:
+        """Run ``stage``'s hooks, then ``then()`` unless one stopped the stanza; a
+        StanzaError from a hook is bounced to the sender. Synchronous until a hook must wait
+        (then the rest is the returned awaitable, awaited to keep stanzas in order)."""
         try:
-            pending = self.host.run_hooks_now(Stage.SENT, event)
+            pending = self.host.run_hooks_now(stage, event)
         except StanzaError as err:
-            self.bounce(stanza, err)
+            self.bounce(event.stanza, err)
             return None
         if pending is not None:
-            return self._route_after(pending, event, origin)
-        return None if event.stop else self._route(event.stanza, origin)
+            return self._hooked_after(pending, event, then)
+        return None if event.stop else then()
 
-    async def _route_after(self, pending: Awaitable[None], event: StanzaEvent,
-                           origin: Session) -> None:
+    async def _hooked_after(self, pending: Awaitable[None], event: StanzaEvent,
+                            then: Callable[[], Awaitable[None] | None]) -> None:
         try:
             await pending
         except StanzaError as err:
             self.bounce(event.stanza, err)
             return
         if not event.stop:
-            work = self._route(event.stanza, origin)
+            work = then()
             if work is not None:
                 await work
 
@@ -101,17 +108,11 @@ class Router:
         return self._deliver_message(stanza, to, None)
 
     def _deliver_hooked(self, event: StanzaEvent, to: JID) -> Awaitable[None] | None:
-        """Inbound hooks, delivery, delivered hooks: synchronous until something must wait
-        (then the rest is the returned awaitable)."""
-        try:
-            pending = self.host.run_hooks_now(Stage.MESSAGE_INBOUND, event)
-        except StanzaError as err:
-            self.bounce(event.stanza, err)
-            return None
-        if pending is not None:
-            return self._deliver_with_hooks(event, to, pending)
-        if event.stop:
-            return None
+        """Inbound hooks, delivery, delivered hooks."""
+        return self._hooked(Stage.MESSAGE_INBOUND, event,
+                            lambda: self._deliver_then_hooks(event, to))
+
+    def _deliver_then_hooks(self, event: StanzaEvent, to: JID) -> Awaitable[None] | None:
         work = self._deliver_message(event.stanza, to, event.delivered)
         if work is not None:
             event.stored = True
@@ -129,21 +130,6 @@ class Router:
         if to is None or to.domain != self.host.domain or to.local is None:
             return None
         return self._deliver_message(stanza, to, None)
-
-    async def _deliver_with_hooks(self, event: StanzaEvent, to: JID,
-                                  inbound: Awaitable[None]) -> None:
-        try:
-            await inbound
-        except StanzaError as err:
-            self.bounce(event.stanza, err)
-            return
-        if event.stop:
-            return
-        work = self._deliver_message(event.stanza, to, event.delivered)
-        if work is not None:
-            event.stored = True
-            await work
-        await self.host.run_hooks(Stage.MESSAGE_DELIVERED, event)
 
     def _deliver_message(self, stanza: Stanza, to: JID,
                          delivered: list[Session] | None) -> Awaitable[None] | None:
@@ -196,7 +182,9 @@ class Router:
             return None
         if to is not None and to.resource is not None:
             if stanza.type in ("get", "set") and self.host.has_hooks(Stage.IQ_INBOUND, "iq"):
-                return self._iq_to_full_with_hooks(StanzaEvent(stanza, origin, to.local), to)
+                event = StanzaEvent(stanza, origin, to.local)
+                return self._hooked(Stage.IQ_INBOUND, event,
+                                    lambda: self._iq_to_full(event.stanza, to))
             self._iq_to_full(stanza, to)
             return None
         if stanza.type in ("result", "error"):
@@ -210,15 +198,6 @@ class Router:
             self.bounce(stanza, StanzaError(SEC.SERVICE_UNAVAILABLE))
             return None
         return self._run_iq(handler, stanza, origin)
-
-    async def _iq_to_full_with_hooks(self, event: StanzaEvent, to: JID) -> None:
-        try:
-            await self.host.run_hooks(Stage.IQ_INBOUND, event)
-        except StanzaError as err:
-            self.bounce(event.stanza, err)
-            return
-        if not event.stop:
-            self._iq_to_full(event.stanza, to)
 
     def _iq_to_full(self, stanza: Stanza, to: JID) -> None:
         target = self.host.session_for(to)

@@ -363,7 +363,7 @@ class C2SServerStream(SASL2Negotiation):
         self._out.append(f"<resumed xmlns='{NS_SM}' h='{state.inbound}' "
                          f"previd='{escape_attr(state.id)}'/>")
         # Retransmitted in order; they stay queued until the client acknowledges them.
-        self._out.extend(_with_client_ns(x) if self.framed else x for x in state.unacked)
+        self._out.extend(self._as_sent(x) for x in state.unacked)
         state.request_pending = False
         self.phase = Phase.ESTABLISHED
         return self._resume(out)
@@ -376,7 +376,11 @@ class C2SServerStream(SASL2Negotiation):
     def send_raw(self, text: str) -> None:
         """Queue already-serialized stanza XML (in the jabber:client namespace)."""
         if self.phase is not Phase.CLOSED:
-            self._send_stanza(_with_client_ns(text) if self.framed else text)
+            self._send_stanza(self._as_sent(text))
+
+    def _as_sent(self, text: str) -> str:
+        """Stanza XML serialized for a jabber:client stream, as this stream writes it."""
+        return _with_client_ns(text) if self.framed else text
 
     def _send_stanza(self, xml: str) -> None:
         if self.sm is not None:
@@ -747,7 +751,7 @@ class C2SServerStream(SASL2Negotiation):
     def _sasl2_established(self, retransmit: tuple[str, ...], features: str) -> None:
         self.phase = Phase.ESTABLISHED
         self._send_features_xml(features)
-        self._out.extend(_with_client_ns(x) if self.framed else x for x in retransmit)
+        self._out.extend(self._as_sent(x) for x in retransmit)
 
     def _sasl2_unbound(self) -> None:
         self._send_features()  # RFC 6120 binding next
