@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from stockade.core.errors import JIDError, StanzaError, StanzaErrorCondition
+from stockade.core.errors import JIDError, RemoteProtocolError, StanzaError, StanzaErrorCondition
 from stockade.core.jid import JID
 from stockade.core.mam import (
     fin_element,
@@ -42,7 +42,7 @@ from stockade.core.muc import (
     Subject,
 )
 from stockade.core.stanza import Stanza, result_reply
-from stockade.core.xml import Element, XMLStreamParser, serialize
+from stockade.core.xml import Element, parse_fragment, serialize
 from stockade.server.config import Option, int_range, register_section
 from stockade.server.module import Component, Hook, Module, Registration, Spec, Stage, StanzaEvent
 from stockade.server.session import Session
@@ -56,8 +56,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("stockade.muc")
 SEC = StanzaErrorCondition
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-_HEADER = (b"<stream:stream xmlns='jabber:client' "
-           b"xmlns:stream='http://etherx.jabber.org/streams'>")
 DEFAULT_MAM_PAGE = 100  # results per room archive query when [mam] is absent
 STOP_TIMEOUT_S = 5.0  # how long shutdown waits for room work in progress
 
@@ -132,20 +130,6 @@ def room_snapshot(stored: StoredRoom) -> RoomSnapshot:
     affiliations = {a.jid: AffiliationRecord(Affiliation(a.affiliation), a.nick, a.reason)
                     for a in stored.affiliations}
     return RoomSnapshot(jid, RoomConfig.from_dict(data), affiliations, subject, stored.created)
-
-
-def parse_stored_stanza(text: str) -> Element:
-    """An archived ``<message/>`` back as an element.
-
-    Raises:
-        ValueError: not exactly one element.
-    """
-    parser = XMLStreamParser()
-    parser.feed(_HEADER)
-    elements = [e for e in parser.feed(text.encode()) if isinstance(e, Element)]
-    if len(elements) != 1:
-        raise ValueError("not one stored stanza")
-    return elements[0]
 
 
 # ---------------------------------------------------------------------- ordering
@@ -241,9 +225,9 @@ class MUC(Module):
         history = []
         for message in page.messages:
             try:
-                element = parse_stored_stanza(message.stanza)
+                element = parse_fragment(message.stanza)
                 nick = JID.parse(message.with_jid).resource or ""
-            except (ValueError, JIDError):
+            except (RemoteProtocolError, JIDError):
                 continue
             history.append(HistoryEntry(message.id, message.stamp_us / 1e6, nick, element))
         return history

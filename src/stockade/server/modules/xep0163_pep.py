@@ -177,12 +177,11 @@ class PEP(Module):
         """Any ``<pubsub/>`` or ``<pubsub xmlns='...#owner'/>`` IQ to a bare JID here."""
         owner = iq.to.local if iq.to is not None and iq.to.local else session.username
         payload = next(iq.element.elements())
-        try:
-            request = parse_request(iq.type, payload)
-            requester = await self._requester(owner, session)
-            child = await self._handle(request, owner, requester, session)
-        except PubsubError as err:
-            return _error_reply(iq, err)
+        # A PubsubError is a StanzaError carrying its pubsub#errors condition: the router
+        # answers it like any other (error_reply, 'from' for a request without 'to').
+        request = parse_request(iq.type, payload)
+        requester = await self._requester(owner, session)
+        child = await self._handle(request, owner, requester, session)
         return result_reply(iq, str(iq.to) if iq.to is not None else None, child)
 
     async def _requester(self, owner: str, session: Session) -> Requester:
@@ -460,18 +459,6 @@ class PEP(Module):
             raise pserr.item_not_found()
         return [Element(NS_ITEMS, "item", {"jid": owner_jid, "name": i.id})
                 for i in await storage.get_pubsub_items(owner, node)]
-
-
-def _error_reply(iq: Stanza, err: PubsubError) -> Element:
-    """The error IQ with the pubsub#errors condition (the router's own error replies
-    cannot carry application conditions)."""
-    assert iq.from_ is not None
-    attrs = {"type": "error", "id": iq.id or "", "to": str(iq.from_),
-             # No 'to' was answered on behalf of the sender's account (RFC 6120 §10.3).
-             "from": str(iq.to) if iq.to is not None else str(iq.from_.bare)}
-    reply = Element(iq.element.ns, "iq", attrs)
-    reply.append(err.error_element(iq.element.ns))
-    return reply
 
 
 MODULES = (PEP,)

@@ -260,11 +260,9 @@ class Blocking(Module):
         error or result). Written past the session's screen: it comes 'from' the blocked JID."""
         if stanza.type in ("error", "result"):
             return
-        reply = error_reply(stanza.element, StanzaError(SEC.NOT_ACCEPTABLE,
-                                                        type_=ErrorType.CANCEL))
-        error = reply.find(NS_CLIENT, "error")
-        assert error is not None
-        error.sub(NS_BLOCKING_ERRORS, "blocked")
+        reply = error_reply(stanza.element, StanzaError(
+            SEC.NOT_ACCEPTABLE, type_=ErrorType.CANCEL,
+            app=Element(NS_BLOCKING_ERRORS, "blocked")))
         if origin.conn.is_open:
             origin.conn.deliver(reply)
 

@@ -446,12 +446,9 @@ class _FileSink:
 
 def _error_reply(iq: Stanza, error: StanzaError) -> Element:
     """The §5 error: the stanza error with its urn:xmpp:http:upload:0 child, if any."""
-    reply = error_reply(iq.element, error)
-    extension = error_extension(error)
-    if extension is not None:
-        error_el = next(el for el in reply.elements() if el.name == "error")
-        error_el.append(extension)
-    return reply
+    if error.app is None:
+        error.app = error_extension(error)
+    return error_reply(iq.element, error)
 
 
 def _http_error(status: int, detail: str) -> HTTPError:
