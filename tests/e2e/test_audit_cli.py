@@ -31,7 +31,7 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONWARNINGS": "error"})
     out, err = await asyncio.wait_for(proc.communicate(), 50)
-    assert proc.returncode is not None
+    assert proc.returncode is not None  # for mypy: communicate() waited for the exit
     return proc.returncode, out.decode(), err.decode()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import shutil
 import ssl
 import stat
@@ -137,7 +138,8 @@ async def test_slixmpp_uploads_and_the_file_comes_back_identical(setup: Setup) -
     url = urlsplit(get_url)
     assert (url.scheme, url.hostname, url.port) == ("https", "localhost", setup.https_port)
     token, name = url.path.removeprefix("/upload/").split("/")
-    assert len(token) >= 22 and name == "holiday%20photo.jpg"
+    # 192 bits: token_urlsafe(24) is 32 base64url characters.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", token) and name == "holiday%20photo.jpg"
 
     status, headers, body = await fetch(get_url, setup.tls)
     assert status == 200 and body == content
